@@ -1,0 +1,65 @@
+"""The ``c7n-apigw-certs`` command. Today: ``sandbox``, the offline stand-in for AWS."""
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+
+def _export_lines(env):
+    return "".join("export %s=%s\n" % (k, v) for k, v in env.items())
+
+
+def run_sandbox(args):
+    try:
+        from .sandbox.remote import SandboxClient, environment
+        from .sandbox.server import SandboxServer
+    except ImportError as e:
+        sys.exit("the sandbox needs its extra: pip install 'c7n-apigw-certs[sandbox]' (%s)" % e)
+    started = time.monotonic()
+    server = SandboxServer(port=args.port).start()
+    env = environment(server.endpoint, args.region)
+    if args.seed == "demo":
+        import boto3
+        from .sandbox.seed import seed_demo
+        os.environ.update(env)
+        control = SandboxClient(server.endpoint)
+        seed_demo(lambda region, desc, days: control.create_certificate(
+            region=region, description=desc, expires_in_days=days)["clientCertificateId"],
+            boto3.Session())
+        control.reset_counters()  # the seeding is not the user's traffic
+    ready = time.monotonic() - started
+    text = _export_lines(env)
+    if args.env_file:
+        tmp = args.env_file + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, args.env_file)  # appears whole: a waiting script never reads half
+    sys.stdout.write("# c7n-apigw-certs sandbox serving on %s (ready in %.2f s%s)\n"
+                     "# point boto3, custodian and c7n-org at it:\n%s"
+                     % (server.endpoint, ready, ", demo estate seeded" if args.seed else "", text))
+    sys.stdout.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="c7n-apigw-certs")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sandbox = commands.add_parser(
+        "sandbox", help="serve an emulated AWS account (moto, extended) on 127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    sandbox.add_argument("--seed", choices=["demo"], help="seed the demo estate")
+    sandbox.add_argument("--region", default="us-east-1", help="region to export")
+    sandbox.add_argument("--env-file", help="also write the exports to this file")
+    args = parser.parse_args(argv)
+    if args.command == "sandbox":
+        run_sandbox(args)
+
+
+if __name__ == "__main__":
+    main()

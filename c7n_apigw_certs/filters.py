@@ -1,0 +1,203 @@
+"""Decisions about certificates: ``expiring`` and ``in-use``. No API calls of their own, except
+the rest-stage ``expiring``, which must list the certificates its stages reference.
+"""
+import datetime
+import logging
+import math
+
+from c7n.filters import Filter, ValueFilter
+from c7n.utils import local_session, type_schema
+from cryptography import x509
+from dateutil.tz import tzutc
+
+from .resource import STAGES, ClientCertificate
+from .usage import PAGE_SIZE, pages
+
+log = logging.getLogger("custodian.apigw-client-certificate")
+
+EXPIRES = "c7n:expires"
+DAYS_LEFT = "c7n:days-left"
+EXPIRED = "c7n:expired"
+EXPIRY_SOURCE = "c7n:expiry-source"
+DEFAULT_DAYS = 30
+
+
+def pem_not_after(cert):
+    """The PEM's notAfter, or None (with a warning naming the certificate) if it does not parse."""
+    pem = cert.get("pemEncodedCertificate")
+    try:
+        return x509.load_pem_x509_certificate(pem.encode("ascii")).not_valid_after_utc
+    except (ValueError, TypeError, AttributeError, UnicodeEncodeError) as e:
+        log.warning("client-certificate:%s pemEncodedCertificate does not parse (%s): "
+                    "using expirationDate", cert.get("clientCertificateId"), e)
+        return None
+
+
+def as_utc(value):
+    if isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value, tz=tzutc())
+    return value if value.tzinfo else value.replace(tzinfo=tzutc())
+
+
+def effective_expiry(cert):
+    """The earlier of ``expirationDate`` and the PEM's notAfter, and which one it was: the PEM is
+    what a backend checks, so it is trusted over the API's date."""
+    listed = as_utc(cert["expirationDate"])
+    not_after = pem_not_after(cert)
+    if not_after is not None and not_after < listed:
+        return not_after, "pem"
+    return listed, "expirationDate"
+
+
+def days_left(expires, now):
+    """Days until expiry, rounded up: 5 means "within 5 days", 0 "expired within the last
+    day", -3 "expired 3 days ago"."""
+    return math.ceil((expires - now).total_seconds() / 86400)
+
+
+def annotate_expiry(cert, now):
+    """Write the expiry annotations on a certificate (once) and return its expiry."""
+    if EXPIRES not in cert:
+        expires, source = effective_expiry(cert)
+        cert[EXPIRES] = expires.isoformat()
+        cert[EXPIRY_SOURCE] = source
+        cert[DAYS_LEFT] = days_left(expires, now)
+        cert[EXPIRED] = expires <= now
+    return cert[EXPIRES]
+
+
+class ExpiringBase(Filter):
+    """Matches what expires within ``days`` days (inclusive) or has expired. The threshold is
+    c7n's own ``value_type: expiration`` arithmetic (aws-facts.md, fact 16)."""
+
+    schema = type_schema("expiring", days={"type": "integer", "minimum": 0})
+    permissions = ("apigateway:GET",)
+
+    def threshold(self):
+        return ValueFilter({
+            "type": "value", "key": '"%s"' % EXPIRES, "value_type": "expiration",
+            "op": "lte", "value": self.data.get("days", DEFAULT_DAYS),
+        }, self.manager)
+
+
+@ClientCertificate.filter_registry.register("expiring")
+class ClientCertificateExpiring(ExpiringBase):
+    """Client certificates that expire within ``days`` days (default 30), or have expired.
+
+    The expiry is the earlier of ``expirationDate`` and the notAfter of the certificate's own
+    PEM, which is what a backend checks. Each match is annotated with ``c7n:expires`` (ISO-8601),
+    ``c7n:days-left`` (whole days, negative once expired), ``c7n:expired`` (boolean) and
+    ``c7n:expiry-source`` (``pem`` or ``expirationDate``). A PEM that does not parse is logged
+    with the certificate's id, and ``expirationDate`` is used.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: apigw-client-certificates-expiring
+            resource: aws.apigw-client-certificate
+            filters:
+              - type: expiring
+                days: 30
+    """
+
+    def process(self, resources, event=None):
+        now = datetime.datetime.now(tz=tzutc())
+        threshold = self.threshold()
+        for r in resources:
+            annotate_expiry(r, now)
+        return [r for r in resources if threshold(r)]
+
+
+class StageCertificateExpiring(ExpiringBase):
+    """REST stages whose client certificate expires within ``days`` days (default 30), or has
+    expired; stages without a certificate never match.
+
+    Each match carries ``c7n:client-certificate``: the certificate's id, description and the
+    expiry annotations of the certificate resource's ``expiring`` filter. The certificates are
+    listed once per run (``apigateway:GET``).
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: rest-stages-with-expiring-client-certificate
+            resource: aws.rest-stage
+            filters:
+              - type: expiring
+                days: 14
+    """
+
+    annotation_key = "c7n:client-certificate"
+
+    def process(self, resources, event=None):
+        wanted = {r["clientCertificateId"] for r in resources if r.get("clientCertificateId")}
+        if not wanted:
+            return []
+        client = local_session(self.manager.session_factory).client(
+            "apigateway", region_name=self.manager.config.region)
+        certs = {
+            c["clientCertificateId"]: c
+            for page in pages(client, "get_client_certificates", limit=PAGE_SIZE)
+            for c in page.get("items", ())
+            if c["clientCertificateId"] in wanted
+        }
+        now = datetime.datetime.now(tz=tzutc())
+        threshold = self.threshold()
+        matched = []
+        for stage in resources:
+            cert_id = stage.get("clientCertificateId")
+            if not cert_id:
+                continue
+            cert = certs.get(cert_id)
+            if cert is None:
+                self.log.warning(
+                    "stage:%s/%s references client-certificate:%s, which does not exist",
+                    stage.get("restApiId"), stage.get("stageName"), cert_id)
+                continue
+            annotate_expiry(cert, now)
+            if threshold(cert):
+                stage[self.annotation_key] = {
+                    k: cert.get(k) for k in (
+                        "clientCertificateId", "description", EXPIRES, DAYS_LEFT, EXPIRED,
+                        EXPIRY_SOURCE)}
+                matched.append(stage)
+        return matched
+
+
+@ClientCertificate.filter_registry.register("in-use")
+class ClientCertificateInUse(Filter):
+    """Certificates that a REST or WebSocket stage uses (``state: true``, the default) or that
+    no stage uses (``state: false``, for clean-up), from the resource's ``c7n:stages``.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: apigw-client-certificates-unused
+            resource: aws.apigw-client-certificate
+            filters:
+              - type: in-use
+                state: false
+    """
+
+    schema = type_schema("in-use", state={"type": "boolean"})
+    permissions = ("apigateway:GET",)
+
+    def process(self, resources, event=None):
+        state = self.data.get("state", True)
+        return [r for r in resources if bool(r.get(STAGES)) == state]
+
+
+def register_stage_filters(rest_stage_class):
+    """Add ``expiring`` to c7n's ``aws.rest-stage`` without replacing anything of c7n's."""
+    registry = rest_stage_class.filter_registry
+    existing = registry.get("expiring")
+    if existing is None:
+        registry.register("expiring", StageCertificateExpiring)
+    elif existing is not StageCertificateExpiring:
+        log.warning("aws.rest-stage already has an 'expiring' filter (%s): not replaced",
+                    existing)

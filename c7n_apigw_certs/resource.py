@@ -1,0 +1,80 @@
+"""The resource ``aws.apigw-client-certificate``: every client certificate of a region, each
+with the stages that use it.
+
+Unlike c7n's ``aws.rest-client-certificate`` (aws-facts.md, fact 15) it knows where each
+certificate is used, has its ARN (fact 4), and reports readable fields.
+"""
+from c7n import query
+from c7n.manager import resources
+from c7n.utils import get_partition
+
+from . import usage
+
+STAGES = "c7n:stages"
+
+
+class DescribeClientCertificate(query.DescribeSource):
+
+    def augment(self, resources):
+        """Tags in c7n's shape, and the stages that use each certificate. The stages are listed
+        once for the whole region, and only if there is a certificate to annotate."""
+        if not resources:
+            return resources
+        users = usage.stages_by_certificate(
+            self.manager.session_factory, self.manager.config.region)
+        for r in resources:
+            r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
+            r[STAGES] = users.get(r["clientCertificateId"], [])
+        return resources
+
+
+@resources.register("apigw-client-certificate")
+class ClientCertificate(query.QueryResourceManager):
+    """API Gateway client certificates, with the REST and WebSocket stages that use them.
+
+    Each certificate carries ``c7n:stages``: one entry per stage that references it, with
+    ``protocol`` (``REST`` or ``WEBSOCKET``), ``apiId``, ``apiName``, ``stageName`` and a
+    ``label`` for reports. The audit needs only ``apigateway:GET``.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: apigw-client-certificates-in-use
+            resource: aws.apigw-client-certificate
+            filters:
+              - type: in-use
+    """
+
+    class resource_type(query.TypeInfo):
+        service = "apigateway"
+        # GetClientCertificates pages of at most 500 (fact 6): the fewest calls.
+        enum_spec = ("get_client_certificates", "items", {"limit": usage.PAGE_SIZE})
+        id = "clientCertificateId"
+        name = "clientCertificateId"
+        date = "createdDate"
+        arn_type = "clientcertificates"
+        cfn_type = "AWS::ApiGateway::ClientCertificate"
+        permissions_enum = ("apigateway:GET",)
+        default_report_fields = (
+            "clientCertificateId",
+            "description",
+            "expirationDate",
+            '"c7n:days-left"',
+            'list:"c7n:stages"[].label',
+        )
+
+    source_mapping = {"describe": DescribeClientCertificate}
+
+    def get_arns(self, resources):
+        """``arn:{partition}:apigateway:{region}::/clientcertificates/{id}`` (fact 4): no
+        account in API Gateway ARNs, which c7n's generic ARN would add."""
+        partition = get_partition(self.config.region)
+        return ["arn:%s:apigateway:%s::/clientcertificates/%s" % (
+            partition, self.config.region, r["clientCertificateId"]) for r in resources]
+
+
+# The resource's filters and actions register themselves on import; c7n imports this module
+# (through the resource map) only when a policy or a command needs the resource.
+from . import filters  # noqa: E402,F401

@@ -1,0 +1,307 @@
+"""moto's API Gateway, extended with what it lacks (aws-facts.md, fact 20).
+
+- Client certificates: Generate, Get (one and all, paged), Update (/description), Delete, and
+  tags on the certificate's ARN (fact 4).
+- REST stages: ``clientCertificateId`` set and cleared with ``UpdateStage`` (fact 8), returned
+  only when set, and kept across ``CreateDeployment`` of the stage (moto rebuilds the stage).
+- ``GetRestApis`` and ``GetClientCertificates`` page with ``limit`` (default 25, maximum 500) and
+  ``position`` (fact 6); moto ignores both for REST APIs.
+- WebSocket stages (``apigatewayv2``): ``UpdateStage``, which moto lacks, for
+  ``clientCertificateId`` (fact 10) and the other simple members.
+
+``install()`` adds the routes to moto's own url tables, so both ``mock_aws`` (which reads them on
+every request) and the server (which reads them when it builds a service's app, on its first
+request: fact 22) see them. It must run before the server's first request.
+"""
+import json
+from urllib.parse import unquote
+
+from moto.apigateway import urls as v1_urls
+from moto.apigateway.exceptions import BadRequestException, NotFoundException
+from moto.apigateway.models import RestAPI, Stage, apigateway_backends
+from moto.apigateway.responses import APIGatewayResponse
+from moto.apigatewayv2 import urls as v2_urls
+from moto.apigatewayv2.models import apigatewayv2_backends
+from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+from .certificates import ClientCertificate, certificate_arn, new_certificate_id
+from .controls import CONTROLS
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 500
+CERT_PATH = "/clientcertificates/"
+
+
+class LimitExceededException(BadRequestException):
+    """API Gateway answers a full quota with LimitExceededException, HTTP 429 (fact 5)."""
+    code = 429
+
+    def __init__(self, message):
+        super(BadRequestException, self).__init__("LimitExceededException", message)
+
+
+def certificates_of(account, region):
+    """The certificates of one account and region, kept on moto's backend so that moto's own
+    reset clears them too."""
+    backend = apigateway_backends[account][region]
+    if not hasattr(backend, "sandbox_certificates"):
+        backend.sandbox_certificates = {}
+    return backend.sandbox_certificates
+
+
+def create_certificate(account, region, description="", tags=None, created=None, not_after=None):
+    """Generate a certificate as of ``created`` (the sandbox clock's now by default).
+
+    The quota (fact 5) applies here, so seeding cannot exceed what AWS allows either.
+    """
+    store = certificates_of(account, region)
+    if len(store) >= CONTROLS.switches.quota:
+        raise LimitExceededException(
+            "Client certificate limit exceeded: %d of %d" % (len(store), CONTROLS.switches.quota))
+    cert = ClientCertificate(
+        new_certificate_id(store), description, created or CONTROLS.clock.now(), tags, not_after)
+    store[cert.id] = cert
+    return cert
+
+
+def get_certificate(account, region, cert_id):
+    cert = certificates_of(account, region).get(cert_id)
+    if cert is None:
+        raise NotFoundException("Invalid Client Certificate identifier specified")
+    return cert
+
+
+def stages_using(account, region, cert_id):
+    """(kind, api id, stage name) of every REST and WebSocket stage that references the id."""
+    found = []
+    for api in apigateway_backends[account][region].apis.values():
+        for stage in api.stages.values():
+            if getattr(stage, "client_certificate_id", None) == cert_id:
+                found.append(("REST", api.id, stage.name))
+    for api in apigatewayv2_backends[account][region].apis.values():
+        for stage in api.stages.values():
+            if stage.client_certificate_id == cert_id:
+                found.append(("WEBSOCKET", api.api_id, stage.name))
+    return found
+
+
+def page(items, key, limit, position):
+    """AWS's paging: ``limit`` items after ``position``; ``position`` is returned only when
+    more remain. The token is the last returned id, so deleting earlier items cannot skip any.
+    On the wire the list is ``item`` (botocore's model: ``items`` has locationName ``item``)."""
+    limit = DEFAULT_LIMIT if limit in (None, "") else int(limit)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequestException(
+            "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: "
+            "Member must have value between 1 and %d" % (limit, MAX_LIMIT))
+    ordered = sorted(items, key=key)
+    if position:
+        ordered = [i for i in ordered if key(i) > position]
+    chunk = ordered[:limit]
+    out = {"item": chunk}
+    if len(ordered) > limit:
+        out["position"] = key(chunk[-1])
+    return out
+
+
+def _json(status, data=None):
+    """moto takes the status from the headers; the body is JSON, or empty as AWS sends it."""
+    headers = {"status": status, "Content-Type": "application/json"}
+    return status, headers, "" if data is None else json.dumps(data)
+
+
+class SandboxAPIGatewayResponse(APIGatewayResponse):
+
+    def _query(self, name):
+        return self.querystring.get(name, [None])[0]
+
+    def _json_body(self):
+        return json.loads(self.body) if self.body else {}
+
+    def _certificate_id(self):
+        return unquote(self.path).rstrip("/").split("/")[-1]
+
+    # -- client certificates -------------------------------------------------------------
+    def generate_client_certificate(self):
+        body = self._json_body()
+        cert = create_certificate(
+            self.current_account, self.region, body.get("description", ""), body.get("tags"))
+        return _json(201, cert.to_json())
+
+    def get_client_certificates(self):
+        store = certificates_of(self.current_account, self.region)
+        result = page(
+            store.values(), lambda c: c.id, self._query("limit"), self._query("position"))
+        result["item"] = [c.to_json() for c in result["item"]]
+        return _json(200, result)
+
+    def get_client_certificate(self):
+        cert = get_certificate(self.current_account, self.region, self._certificate_id())
+        return _json(200, cert.to_json())
+
+    def update_client_certificate(self):
+        cert = get_certificate(self.current_account, self.region, self._certificate_id())
+        for op in self._json_body().get("patchOperations", []):
+            if op.get("op") == "replace" and op.get("path") == "/description":
+                cert.description = op.get("value") or ""
+            else:
+                raise BadRequestException(
+                    "Invalid patch path '%s' specified for op '%s'. Must be one of: "
+                    "[/description]" % (op.get("path"), op.get("op")))
+        return _json(200, cert.to_json())
+
+    def delete_client_certificate(self):
+        cert = get_certificate(self.current_account, self.region, self._certificate_id())
+        users = stages_using(self.current_account, self.region, cert.id)
+        if users and CONTROLS.switches.delete_in_use == "refuse":
+            raise BadRequestException(
+                "Client certificate %s is in use by %d stage(s)" % (cert.id, len(users)))
+        del certificates_of(self.current_account, self.region)[cert.id]
+        return _json(202)
+
+    # -- tags on the certificate's ARN, moto's own stage tags otherwise -------------------
+    def _tagged_certificate(self):
+        arn = unquote(self.path.split("/tags/", 1)[1])
+        if CERT_PATH not in arn:
+            return None
+        return get_certificate(self.current_account, self.region, arn.rsplit("/", 1)[1])
+
+    def get_tags(self):
+        cert = self._tagged_certificate()
+        if cert is None:
+            return super().get_tags()
+        return _json(200, {"tags": cert.tags})
+
+    def tag_resource(self):
+        cert = self._tagged_certificate()
+        if cert is None:
+            return super().tag_resource()
+        cert.tags.update(self._json_body().get("tags", {}))
+        return _json(204)
+
+    def untag_resource(self):
+        cert = self._tagged_certificate()
+        if cert is None:
+            return super().untag_resource()
+        for key in self.querystring.get("tagKeys", []):
+            cert.tags.pop(key, None)
+        return _json(204)
+
+    # -- REST APIs and stages ----------------------------------------------------------
+    def get_rest_apis(self):
+        result = page(
+            self.backend.list_apis(), lambda a: a.id, self._query("limit"), self._query("position"))
+        result["item"] = [a.to_dict() for a in result["item"]]
+        return json.dumps(result)
+
+    def update_stage(self):
+        """Takes ``/clientCertificateId`` out of the patch (moto drops it: fact 20), applies it,
+        and passes the rest on to moto."""
+        parts = self.path.split("/")
+        api_id, stage_name = parts[2], unquote(parts[4])
+        body = self._json_body()
+        ours = [op for op in body.get("patchOperations", [])
+                if op.get("path") == "/clientCertificateId"]
+        rest = [op for op in body.get("patchOperations", []) if op not in ours]
+        stage = self.backend.get_stage(api_id, stage_name)
+        for op in ours:
+            value = op.get("value") or None
+            if op.get("op") not in ("replace", "remove"):
+                raise BadRequestException(
+                    "Invalid patch operation specified. Must be 'add'|'remove'|'replace'")
+            if op["op"] == "remove":
+                value = None
+            if value is not None:
+                get_certificate(self.current_account, self.region, value)
+            set_stage_certificate(stage, value)
+        stage = self.backend.update_stage(api_id, stage_name, rest)
+        return json.dumps(stage.to_json())
+
+
+def set_stage_certificate(stage, cert_id):
+    """Configure a stage's certificate. Whether it is *presented* before a redeploy is not
+    settled (fact 11): the ``needs_deployment`` switch picks the outcome."""
+    stage.client_certificate_id = cert_id
+    if not CONTROLS.switches.needs_deployment:
+        stage.presented_certificate_id = cert_id
+
+
+class SandboxApiGatewayV2Response(ApiGatewayV2Response):
+    UPDATABLE = {
+        "clientCertificateId": "client_certificate_id",
+        "description": "description",
+        "stageVariables": "stage_variables",
+        "defaultRouteSettings": "default_route_settings",
+        "routeSettings": "route_settings",
+        "accessLogSettings": "access_log_settings",
+        "autoDeploy": "auto_deploy",
+    }
+
+    def update_stage(self):
+        """``PATCH /v2/apis/{apiId}/stages/{stageName}``: moto 5.2.5 has no UpdateStage."""
+        parts = self.path.split("/")
+        api_id, stage_name = parts[3], unquote(parts[5])
+        stage = self.apigatewayv2_backend.get_stage(api_id, stage_name)
+        body = json.loads(self.body) if self.body else {}
+        for member, attr in self.UPDATABLE.items():
+            if member in body:
+                setattr(stage, attr, body[member])
+        stage.updated = CONTROLS.clock.now().replace(tzinfo=None)
+        return _json(200, stage.to_json())
+
+
+_ROUTES = {
+    "{0}/clientcertificates$": SandboxAPIGatewayResponse.dispatch,
+    "{0}/clientcertificates/(?P<clientcertificate_id>[^/]+)/?$":
+        SandboxAPIGatewayResponse.dispatch,
+    # In server mode the path arrives decoded, so the ARN's slashes are path separators.
+    "{0}/tags/arn:(?P<partition>[^/]+):apigateway:(?P<region_name>[^/]+)::/clientcertificates/"
+    "(?P<clientcertificate_id>[^/]+)$": SandboxAPIGatewayResponse.dispatch,
+}
+
+
+def _stage_to_json(original):
+    def to_json(self):
+        out = original(self)
+        cert_id = getattr(self, "client_certificate_id", None)
+        if cert_id:
+            out["clientCertificateId"] = cert_id
+        return out
+    return to_json
+
+
+def _create_deployment(original):
+    """CreateDeployment to a stage redeploys it: AWS keeps the stage's settings, and a
+    redeploy makes the stage present its configured certificate."""
+    def create_deployment(self, name, description, stage_variables=None):
+        previous = self.stages.get(name) if name else None
+        deployment = original(self, name, description, stage_variables)
+        if previous is not None:
+            stage = self.stages[name]
+            stage.client_certificate_id = getattr(previous, "client_certificate_id", None)
+            stage.presented_certificate_id = stage.client_certificate_id
+        return deployment
+    return create_deployment
+
+
+_installed = False
+
+
+def install():
+    """Extend moto in this process. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    for table in (v1_urls.url_paths, v2_urls.url_paths):
+        for pattern, handler in list(table.items()):
+            if handler == APIGatewayResponse.dispatch:
+                table[pattern] = SandboxAPIGatewayResponse.dispatch
+            elif handler == ApiGatewayV2Response.dispatch:
+                table[pattern] = SandboxApiGatewayV2Response.dispatch
+    # Ours go first: moto's generic /tags/{arn} route would otherwise take the certificate's.
+    merged = dict(_ROUTES, **v1_urls.url_paths)
+    v1_urls.url_paths.clear()
+    v1_urls.url_paths.update(merged)
+    Stage.to_json = _stage_to_json(Stage.to_json)
+    RestAPI.create_deployment = _create_deployment(RestAPI.create_deployment)

@@ -1,0 +1,101 @@
+"""Client certificates as API Gateway makes them: real X.509, 365 days, ids of 6 characters.
+
+Sources (see ../shared/reference/aws-facts.md):
+- fact 1: self-signed, subject ``C=US, L=Seattle, CN=ApiGateway``, RSA-2048, SHA-256, no
+  extensions, valid for exactly 365 days. The PEMs recorded in ``c7n-placebo/`` show the same
+  (X.509 v3, a 64-bit serial, no extensions).
+- fact 3: the fields, ``\\r\\n`` line endings in the PEM, ``tags`` absent when there are none.
+- fact 4: the ARN ``arn:{partition}:apigateway:{region}::/clientcertificates/{id}``.
+- fact 5: 60 certificates per account and region.
+
+Known difference from AWS: RSA key generation costs ~50 ms, so certificates share keys drawn
+from a small pool (``KEY_POOL_SIZE``). Each certificate is still its own X.509 certificate with its
+own serial and validity; only the public key may repeat. AWS keeps the private key anyway (fact 2).
+"""
+import datetime
+import random
+import secrets
+import string
+import threading
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+VALIDITY = datetime.timedelta(days=365)
+DEFAULT_QUOTA = 60
+KEY_POOL_SIZE = 4
+ID_ALPHABET = string.ascii_lowercase + string.digits
+
+_SUBJECT = x509.Name([
+    x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+    x509.NameAttribute(NameOID.LOCALITY_NAME, "Seattle"),
+    x509.NameAttribute(NameOID.COMMON_NAME, "ApiGateway"),
+])
+_keys = []
+_keys_lock = threading.Lock()
+
+
+def _pooled_key():
+    """A 2048-bit RSA key, generated on first need, up to KEY_POOL_SIZE distinct keys."""
+    with _keys_lock:
+        if len(_keys) < KEY_POOL_SIZE:
+            _keys.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+            return _keys[-1]
+        return random.choice(_keys)
+
+
+def make_pem(not_before, not_after):
+    """A self-signed PEM like API Gateway's, with ``\\r\\n`` line endings (fact 3)."""
+    key = _pooled_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_SUBJECT)
+        .issuer_name(_SUBJECT)
+        .public_key(key.public_key())
+        .serial_number(secrets.randbits(63) | (1 << 63))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    return pem.strip().replace("\n", "\r\n")
+
+
+def new_certificate_id(taken):
+    while True:
+        cid = "".join(secrets.choice(ID_ALPHABET) for _ in range(6))
+        if cid not in taken:
+            return cid
+
+
+def certificate_arn(partition, region, cert_id):
+    return f"arn:{partition}:apigateway:{region}::/clientcertificates/{cert_id}"
+
+
+class ClientCertificate:
+    """One certificate. ``not_after`` may differ from ``expiration`` only when a test asks."""
+
+    def __init__(self, cert_id, description, created, tags=None, not_after=None):
+        self.id = cert_id
+        self.description = description or ""
+        self.created = created.replace(microsecond=0)
+        self.expiration = self.created + VALIDITY
+        self.tags = dict(tags or {})
+        self.pem = make_pem(self.created, not_after or self.expiration)
+
+    def to_json(self):
+        """The wire shape: dates as epoch seconds; ``tags`` absent when empty (fact 3), and so,
+        like every unset member in API Gateway's JSON, ``description``."""
+        out = {
+            "clientCertificateId": self.id,
+            "pemEncodedCertificate": self.pem,
+            "createdDate": int(self.created.timestamp()),
+            "expirationDate": int(self.expiration.timestamp()),
+        }
+        if self.description:
+            out["description"] = self.description
+        if self.tags:
+            out["tags"] = dict(self.tags)
+        return out

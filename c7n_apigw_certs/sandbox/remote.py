@@ -1,0 +1,77 @@
+"""Drive a running sandbox from another process (tests, the demo, benchmarks). Stdlib only."""
+import json
+import urllib.parse
+import urllib.request
+
+DUMMY_KEY = "testing"
+
+
+def environment(endpoint, region="us-east-1"):
+    """The variables that point boto3, ``custodian`` and ``c7n-org`` at the sandbox.
+
+    The global ``AWS_ENDPOINT_URL`` (not only API Gateway's) keeps c7n's STS call from
+    reaching real AWS (fact 22).
+    """
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+
+
+class SandboxClient:
+    def __init__(self, endpoint):
+        self.endpoint = endpoint.rstrip("/")
+
+    def _call(self, method, name, body=None, query=None):
+        url = "%s/_sandbox/%s" % (self.endpoint, name)
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(body or {}).encode() if method != "GET" else None
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def now(self):
+        return self._call("GET", "clock")["now"]
+
+    def set_now(self, iso):
+        return self._call("POST", "clock", {"now": iso})["now"]
+
+    def advance(self, days=0, seconds=0):
+        return self._call("POST", "clock", {"advance_seconds": days * 86400 + seconds})["now"]
+
+    def reset_clock(self):
+        return self._call("POST", "clock", {})["now"]
+
+    def add_fault(self, operation, **fault):
+        return self._call("POST", "faults", dict(fault, operation=operation))
+
+    def clear_faults(self):
+        return self._call("DELETE", "faults")
+
+    def throttle(self, rate=None, burst=None):
+        return self._call("POST", "throttle", {"rate": rate, "burst": burst})
+
+    def counters(self):
+        return self._call("GET", "counters")["counters"]
+
+    def reset_counters(self):
+        return self._call("DELETE", "counters")
+
+    def switches(self, **values):
+        return self._call("POST" if values else "GET", "switches", values)
+
+    def create_certificate(self, **spec):
+        """See ``server.seed_certificate`` for the keys."""
+        return self._call("POST", "certificates", spec)
+
+    def presented(self, account, region, api, stage):
+        return self._call("GET", "presented", query={
+            "account": account, "region": region, "api": api, "stage": stage})
+
+    def reset(self):
+        return self._call("POST", "reset")
