@@ -1,4 +1,4 @@
-"""The ``c7n-apigw-certs`` command. Today: ``sandbox``, the offline stand-in for AWS."""
+"""The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS) and ``demo``."""
 import argparse
 import os
 import signal
@@ -56,9 +56,16 @@ def main(argv=None):
     sandbox.add_argument("--seed", choices=["demo"], help="seed the demo estate")
     sandbox.add_argument("--region", default="us-east-1", help="region to export")
     sandbox.add_argument("--env-file", help="also write the exports to this file")
+    demo = commands.add_parser(
+        "demo", help="run policies/expiring.yml with the stock custodian against the sandbox")
+    demo.add_argument("--policy", default="policies/expiring.yml")
+    demo.add_argument("--output-dir", default="out")
     args = parser.parse_args(argv)
     if args.command == "sandbox":
         run_sandbox(args)
+    elif args.command == "demo":
+        from .sandbox.demo import run_demo
+        run_demo(args.policy, args.output_dir)
 
 
 if __name__ == "__main__":

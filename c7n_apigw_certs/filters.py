@@ -74,10 +74,13 @@ class ExpiringBase(Filter):
     permissions = ("apigateway:GET",)
 
     def threshold(self):
-        return ValueFilter({
+        """A value filter on ``c7n:expires``, silent: its match is ours to report."""
+        matcher = ValueFilter({
             "type": "value", "key": '"%s"' % EXPIRES, "value_type": "expiration",
             "op": "lte", "value": self.data.get("days", DEFAULT_DAYS),
         }, self.manager)
+        matcher.annotate = False
+        return matcher
 
 
 @ClientCertificate.filter_registry.register("expiring")

@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   the audit against the offline sandbox
+#   make test   the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py')
+
+.PHONY: demo test bench lint install clean
+
+# A real (not editable) install: only it lays the .pth hook in site-packages (aws-facts fact 18).
+$(BIN)/.installed: $(SOURCES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet ".[sandbox,test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/c7n-apigw-certs demo
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+lint: install
+	$(BIN)/ruff check c7n_apigw_certs tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info out
