@@ -40,6 +40,14 @@ class LimitExceededException(BadRequestException):
         super(BadRequestException, self).__init__("LimitExceededException", message)
 
 
+class CertificateNotFound(NotFoundException):
+    """API Gateway's NotFoundException is HTTP 404 (moto's defaults to 400)."""
+    code = 404
+
+    def __init__(self):
+        super().__init__("Invalid Client Certificate identifier specified")
+
+
 def certificates_of(account, region):
     """The certificates of one account and region, kept on moto's backend so that moto's own
     reset clears them too."""
@@ -67,7 +75,7 @@ def create_certificate(account, region, description="", tags=None, created=None,
 def get_certificate(account, region, cert_id):
     cert = certificates_of(account, region).get(cert_id)
     if cert is None:
-        raise NotFoundException("Invalid Client Certificate identifier specified")
+        raise CertificateNotFound()
     return cert
 
 

@@ -1,6 +1,7 @@
 """Drive a running sandbox from another process (tests, the demo, benchmarks). Stdlib only."""
 import json
 import urllib.parse
+import urllib.error
 import urllib.request
 
 DUMMY_KEY = "testing"
@@ -21,6 +22,10 @@ def environment(endpoint, region="us-east-1"):
     }
 
 
+class SandboxError(Exception):
+    """A control request the sandbox refused; the message holds its answer."""
+
+
 class SandboxClient:
     def __init__(self, endpoint):
         self.endpoint = endpoint.rstrip("/")
@@ -32,8 +37,11 @@ class SandboxClient:
         data = json.dumps(body or {}).encode() if method != "GET" else None
         request = urllib.request.Request(
             url, data=data, method=method, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            raise SandboxError("%s %s: %s %s" % (method, name, e.code, e.read().decode())) from e
 
     def now(self):
         return self._call("GET", "clock")["now"]

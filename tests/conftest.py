@@ -1,0 +1,110 @@
+"""Shared fixtures: one sandbox server for the session, reset before each test that uses it,
+and helpers that run the real ``custodian`` and ``c7n-org`` command lines against it."""
+import json
+import os
+import subprocess
+import sys
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from c7n_apigw_certs.sandbox.remote import SandboxClient, environment
+from c7n_apigw_certs.sandbox.seed import create_rest_stage
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+BIN = os.path.dirname(sys.executable)
+# No SDK retries in direct calls: a test sees exactly what the sandbox answered.
+NO_RETRY = Config(retries={"total_max_attempts": 1})
+
+
+@pytest.fixture(scope="session")
+def server():
+    from c7n_apigw_certs.sandbox.server import SandboxServer
+    srv = SandboxServer(port=0).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sandbox(server, monkeypatch, tmp_path):
+    """A fresh sandbox: controls and moto state reset; boto3 in this process points at it."""
+    control = SandboxClient(server.endpoint)
+    control.reset()
+    for key, value in environment(server.endpoint, REGION).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no c7n cache or AWS config from the machine
+    control.env = dict(os.environ)
+    return control
+
+
+def client(service, region=REGION, **kw):
+    return boto3.client(service, region_name=region, config=NO_RETRY, **kw)
+
+
+def make_cert(control, days, region=REGION, description="", account=ACCOUNT, **extra):
+    """A certificate that expires in ``days`` days (negative: expired) at the sandbox's now."""
+    return control.create_certificate(
+        region=region, description=description, expires_in_days=days, account=account,
+        **extra)["clientCertificateId"]
+
+
+def make_rest_stage(cert_id, api_name="api", stage="prod", region=REGION, api_id=None):
+    apigw = client("apigateway", region)
+    api_id = api_id or apigw.create_rest_api(name=api_name)["id"]
+    create_rest_stage(apigw, api_id, stage, cert_id)
+    return api_id
+
+
+def make_websocket_stage(cert_id, api_name="ws", stage="live", region=REGION):
+    v2 = client("apigatewayv2", region)
+    api_id = v2.create_api(Name=api_name, ProtocolType="WEBSOCKET",
+                           RouteSelectionExpression="$request.body.action")["ApiId"]
+    v2.create_stage(ApiId=api_id, StageName=stage, ClientCertificateId=cert_id)
+    return api_id
+
+
+def write_policy(tmp_path, policy, name="policy.yml"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"policies": policy if isinstance(policy, list) else [policy]}))
+    return str(path)
+
+
+def run_cli(command, args, env, check=True):
+    """Run an installed command line (``custodian``, ``c7n-org``) as a user would."""
+    proc = subprocess.run([os.path.join(BIN, command)] + args, env=env, capture_output=True,
+                          text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s %s exited %d\n%s\n%s" % (
+            command, " ".join(args), proc.returncode, proc.stdout, proc.stderr[-6000:]))
+    return proc
+
+
+def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extra=()):
+    """``custodian run`` on one policy; returns {region: resources} and the process."""
+    path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
+    out = tmp_path / "out"
+    args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
+    for region in regions:
+        args += ["--region", region]
+    proc = run_cli("custodian", args + [path], control.env, check=check)
+    return read_output(out, regions), proc
+
+
+def read_output(out, regions):
+    found = {}
+    for region in regions:
+        base = out / region if len(regions) > 1 else out
+        for res in base.glob("*/resources.json"):
+            found.setdefault(region, []).extend(json.loads(res.read_text()))
+    return found
+
+
+def api_calls(control, service=None, outcome="ok"):
+    """{operation: calls} from the sandbox's counters."""
+    calls = {}
+    for row in control.counters():
+        if service in (None, row["service"]) and row["outcome"] == outcome:
+            calls[row["operation"]] = calls.get(row["operation"], 0) + row["calls"]
+    return calls
