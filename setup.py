@@ -42,7 +42,7 @@ setup(
     extras_require={
         # The sandbox patches moto's API Gateway internals: pinned to the minor it was built on.
         "sandbox": ["moto[server,apigateway,apigatewayv2,ssm,s3,sts]>=5.2.5,<5.3"],
-        "test": ["pytest", "c7n-org", "ruff"],
+        "test": ["pytest", "c7n-org", "ruff", "freezegun"],
     },
     entry_points={
         "console_scripts": ["c7n-apigw-certs = c7n_apigw_certs.cli:main"],

@@ -24,7 +24,7 @@ from moto.apigatewayv2 import urls as v2_urls
 from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 
-from .certificates import ClientCertificate, certificate_arn, new_certificate_id
+from .certificates import ClientCertificate, new_certificate_id
 from .controls import CONTROLS
 
 DEFAULT_LIMIT = 25

@@ -5,7 +5,8 @@ Sources (see ../shared/reference/aws-facts.md):
   extensions, valid for exactly 365 days. The PEMs recorded in ``c7n-placebo/`` show the same
   (X.509 v3, a 64-bit serial, no extensions).
 - fact 3: the fields, ``\\r\\n`` line endings in the PEM, ``tags`` absent when there are none.
-- fact 4: the ARN ``arn:{partition}:apigateway:{region}::/clientcertificates/{id}``.
+- fact 4: the ARN ``arn:{partition}:apigateway:{region}::/clientcertificates/{id}``, whose
+  tags ``apigateway.py`` serves.
 - fact 5: 60 certificates per account and region.
 
 Known difference from AWS: RSA key generation costs ~50 ms, so certificates share keys drawn
@@ -68,10 +69,6 @@ def new_certificate_id(taken):
         cid = "".join(secrets.choice(ID_ALPHABET) for _ in range(6))
         if cid not in taken:
             return cid
-
-
-def certificate_arn(partition, region, cert_id):
-    return f"arn:{partition}:apigateway:{region}::/clientcertificates/{cert_id}"
 
 
 class ClientCertificate:

@@ -4,17 +4,17 @@ endpoints for the controls, so the real ``custodian`` and ``c7n-org`` reach it t
 
 Control endpoints (JSON in, JSON out):
 
-=====================================  ==============================================================
+=====================================  =============================================================
 ``GET  /_sandbox/clock``               ``{"now": ISO-8601}``
-``POST /_sandbox/clock``               ``{"now": ISO}`` or ``{"advance_seconds": N}``; ``{}`` resets
+``POST /_sandbox/clock``               ``{"now": ISO}`` or ``{"advance_seconds": N}``; ``{}``: reset
 ``GET|POST|DELETE /_sandbox/faults``   list, arm one (see ``controls.Faults``), clear all
 ``POST /_sandbox/throttle``            ``{"rate": 10, "burst": 40}``; ``{}`` turns it off
 ``GET|DELETE /_sandbox/counters``      rows of calls per account/region/service/operation; reset
 ``GET|POST /_sandbox/switches``        ``delete_in_use``, ``needs_deployment``, ``quota``
 ``POST /_sandbox/certificates``        create one as of a past moment (see ``create_certificate``)
-``GET  /_sandbox/presented``           ``?account=&region=&api=&stage=``: what a REST stage presents
+``GET  /_sandbox/presented``           ``?account=&region=&api=&stage=``: what a REST stage shows
 ``POST /_sandbox/reset``               every control and all of moto's state back to new
-=====================================  ==============================================================
+=====================================  =============================================================
 """
 import datetime
 import io
