@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/c7n-apigw-certs demo
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/pytest -q tests
 
 bench: install
 	$(BIN)/python benchmarks/run.py

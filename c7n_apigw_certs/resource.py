@@ -13,6 +13,11 @@ from . import usage
 STAGES = "c7n:stages"
 
 
+def certificate_arn(region, cert_id):
+    return "arn:%s:apigateway:%s::/clientcertificates/%s" % (
+        get_partition(region), region, cert_id)
+
+
 class DescribeClientCertificate(query.DescribeSource):
 
     def augment(self, resources):
@@ -70,11 +75,10 @@ class ClientCertificate(query.QueryResourceManager):
     def get_arns(self, resources):
         """``arn:{partition}:apigateway:{region}::/clientcertificates/{id}`` (fact 4): no
         account in API Gateway ARNs, which c7n's generic ARN would add."""
-        partition = get_partition(self.config.region)
-        return ["arn:%s:apigateway:%s::/clientcertificates/%s" % (
-            partition, self.config.region, r["clientCertificateId"]) for r in resources]
+        return [certificate_arn(self.config.region, r["clientCertificateId"])
+                for r in resources]
 
 
 # The resource's filters and actions register themselves on import; c7n imports this module
 # (through the resource map) only when a policy or a command needs the resource.
-from . import filters  # noqa: E402,F401
+from . import filters, retire, rotate  # noqa: E402,F401

@@ -2,6 +2,7 @@
 and helpers that run the real ``custodian`` and ``c7n-org`` command lines against it."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -81,15 +82,30 @@ def run_cli(command, args, env, check=True):
     return proc
 
 
-def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extra=()):
-    """``custodian run`` on one policy; returns {region: resources} and the process."""
+def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extra=(), days=0):
+    """``custodian run`` on one policy; returns {region: resources} and the process.
+    ``days`` moves the custodian process's clock (see run_at.py); move the sandbox's with it."""
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
     out = tmp_path / "out"
+    shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
     for region in regions:
         args += ["--region", region]
-    proc = run_cli("custodian", args + [path], control.env, check=check)
+    if days:
+        proc = run_at(days * 86400, "custodian", args + [path], control.env, check)
+    else:
+        proc = run_cli("custodian", args + [path], control.env, check=check)
     return read_output(out, regions), proc
+
+
+def run_at(seconds, command, args, env, check=True):
+    shim = os.path.join(os.path.dirname(__file__), "run_at.py")
+    proc = subprocess.run([sys.executable, shim, str(seconds), command] + args, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s %s (at +%ss) exited %d\n%s" % (
+            command, " ".join(args), seconds, proc.returncode, proc.stderr[-6000:]))
+    return proc
 
 
 def read_output(out, regions):

@@ -62,13 +62,33 @@ def test_docstring_example_loads(name, element):
             assert name.rsplit(".", 1)[1] in used
 
 
+def configured(name, element):
+    """The element as its own docstring example configures it."""
+    policy = Policy(example_policies(element)[0],
+                    Config.empty(region="us-east-1", account_id="123456789012"))
+    manager = policy.resource_manager
+    if name.count(".") == 1:
+        return manager
+    for candidate in manager.filters + manager.actions:
+        if isinstance(candidate, element):
+            return candidate
+    raise AssertionError("%s's example does not use it" % name)
+
+
 @pytest.mark.parametrize("name,element", ELEMENTS, ids=IDS)
 def test_permissions_are_exact(name, element):
-    resource_type = getattr(element, "resource_type", None)
-    perms = resource_type.permissions_enum if resource_type else element.permissions
+    perms = configured(name, element).get_permissions()
     assert perms, "%s declares no permissions" % name
     for perm in perms:
         assert ALLOWED_PERMISSIONS.match(perm), perm
+
+
+def test_rotate_permissions_follow_its_configuration():
+    (_, rotate), = [(n, e) for n, e in ELEMENTS if n.endswith(".rotate")]
+    perms = set(configured("aws.apigw-client-certificate.rotate", rotate).get_permissions())
+    assert perms == {"apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH",
+                     "apigateway:DELETE", "ssm:PutParameter", "ssm:GetParameter",
+                     "s3:PutObject", "s3:GetObject"}
 
 
 SCHEMED = [(n, e) for n, e in ELEMENTS if hasattr(e, "schema")]

@@ -7,7 +7,7 @@
 - ``GetRestApis`` and ``GetClientCertificates`` page with ``limit`` (default 25, maximum 500) and
   ``position`` (fact 6); moto ignores both for REST APIs.
 - WebSocket stages (``apigatewayv2``): ``UpdateStage``, which moto lacks, for
-  ``clientCertificateId`` (fact 10) and the other simple members.
+  ``clientCertificateId`` (fact 10) and the other simple members; ``CreateDeployment``.
 
 ``install()`` adds the routes to moto's own url tables, so both ``mock_aws`` (which reads them on
 every request) and the server (which reads them when it builds a service's app, on its first
@@ -257,6 +257,23 @@ class SandboxApiGatewayV2Response(ApiGatewayV2Response):
         stage.updated = CONTROLS.clock.now().replace(tzinfo=None)
         return _json(200, stage.to_json())
 
+    def create_deployment(self):
+        """``POST /v2/apis/{apiId}/deployments``: moto 5.2.5 has none. Deploys to the named
+        stage: enough for a redeploy after a certificate change."""
+        api_id = self.path.split("/")[3]
+        body = json.loads(self.body) if self.body else {}
+        self.apigatewayv2_backend.get_api(api_id)  # NotFound for an unknown API
+        if body.get("stageName"):
+            self.apigatewayv2_backend.get_stage(api_id, body["stageName"])
+        return _json(201, {"deploymentId": new_certificate_id(()), "deploymentStatus": "DEPLOYED",
+                           "autoDeployed": False,
+                           "createdDate": CONTROLS.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "description": body.get("description", "")})
+
+
+_V2_ROUTES = {
+    "{0}/v2/apis/(?P<api_id>[^/]+)/deployments$": SandboxApiGatewayV2Response.dispatch,
+}
 
 _ROUTES = {
     "{0}/clientcertificates$": SandboxAPIGatewayResponse.dispatch,
@@ -308,8 +325,9 @@ def install():
             elif handler == ApiGatewayV2Response.dispatch:
                 table[pattern] = SandboxApiGatewayV2Response.dispatch
     # Ours go first: moto's generic /tags/{arn} route would otherwise take the certificate's.
-    merged = dict(_ROUTES, **v1_urls.url_paths)
+    merged = dict(_ROUTES, **v1_urls.url_paths, **_V2_ROUTES)
     v1_urls.url_paths.clear()
     v1_urls.url_paths.update(merged)
+    v2_urls.url_paths.update(_V2_ROUTES)
     Stage.to_json = _stage_to_json(Stage.to_json)
     RestAPI.create_deployment = _create_deployment(RestAPI.create_deployment)

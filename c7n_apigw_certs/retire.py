@@ -1,0 +1,88 @@
+"""Deleting certificates, only when fresh listings say no stage uses them: the ``delete`` action,
+and the helpers ``rotate`` uses for its last step.
+
+Whether ``DeleteClientCertificate`` refuses a certificate that a stage references is not
+documented (aws-facts.md, fact 7), so we never rely on it: every deletion follows a fresh
+listing of every REST and WebSocket stage of the region, made in the same run after all of its
+changes.
+"""
+from botocore.exceptions import ClientError
+from c7n.actions import BaseAction
+from c7n.utils import local_session, type_schema
+
+from . import usage
+from .resource import ClientCertificate
+
+
+class ActionFailed(Exception):
+    """Raised at the end of a run that could not handle some certificates, after the others
+    were handled, so ``custodian run`` exits non-zero and a pipeline sees it."""
+
+
+def stage_labels(stages):
+    return ", ".join("stage:%s/%s" % (s["apiId"], s["stageName"]) for s in stages)
+
+
+def delete_certificate(client, retry, cert_id):
+    """Delete; a certificate already gone is not an error."""
+    try:
+        retry(client.delete_client_certificate, clientCertificateId=cert_id)
+    except client.exceptions.NotFoundException:
+        return False
+    return True
+
+
+@ClientCertificate.action_registry.register("delete")
+class DeleteClientCertificate(BaseAction):
+    """Delete client certificates that no REST or WebSocket stage uses.
+
+    Right before deleting, the stages of the region are listed afresh; a certificate that a
+    stage uses is not deleted, and the stages are logged. Each certificate records the outcome
+    under ``c7n:deleted`` (true, or why not).
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: apigw-client-certificates-delete-unused-expired
+            resource: aws.apigw-client-certificate
+            filters:
+              - type: in-use
+                state: false
+              - type: expiring
+                days: 0
+            actions:
+              - type: delete
+    """
+
+    schema = type_schema("delete")
+    permissions = ("apigateway:GET", "apigateway:DELETE")
+
+    def process(self, resources):
+        region = self.manager.config.region
+        client = local_session(self.manager.session_factory).client(
+            "apigateway", region_name=region)
+        fresh = usage.stages_by_certificate(self.manager.session_factory, region)
+        failures = []
+        for cert in resources:
+            cert_id = cert["clientCertificateId"]
+            users = fresh.get(cert_id)
+            if users:
+                cert["c7n:deleted"] = "used by %s" % stage_labels(users)
+                self.log.warning("client-certificate:%s is used by %s: not deleted",
+                                 cert_id, stage_labels(users))
+                continue
+            try:
+                existed = delete_certificate(client, self.manager.retry, cert_id)
+            except ClientError as e:
+                cert["c7n:deleted"] = "failed: %s" % e
+                failures.append("client-certificate:%s %s" % (cert_id, e))
+                self.log.error("client-certificate:%s delete failed: %s", cert_id, e)
+                continue
+            cert["c7n:deleted"] = True if existed else "already gone"
+            self.log.info("client-certificate:%s deleted", cert_id)
+        if failures:
+            raise ActionFailed("delete failed for %d certificate(s): %s" % (
+                len(failures), "; ".join(failures)))
+        return resources
