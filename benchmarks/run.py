@@ -103,7 +103,7 @@ def main():
     results = {"startup": bench_startup(args.runs), "audit": bench_sandbox_and_audit()}
     if args.rotate:
         import rotate
-        results["rotate"] = rotate.run()
+        results["rotate"] = [rotate.run(60), rotate.run(120)]
     print(json.dumps(results, indent=2))
 
 

@@ -11,11 +11,15 @@ reruns, ``c7n-org`` workers and other machines converge and nothing local can be
   that dies right after ``GenerateClientCertificate`` leaves a successor that the next run finds,
   so there is at most one successor per certificate.
 - on the old certificate: ``c7n:rotation:successor``, ``c7n:rotation:published-at`` (when its
-  trust was written and read back) and ``c7n:rotation:switched-at`` (when a stage last moved).
+  trust was written and read back) and ``c7n:rotation:switched-at`` (when a stage last moved),
+  written in one ``TagResource`` call when the run is done with that certificate (or stopped by
+  a failure). A run that dies before that call repeats only idempotent work: it finds the
+  successor by its tag, rewrites the same bundles, and finds switched stages switched.
 """
 import datetime
 import string
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyValidationError
@@ -38,6 +42,7 @@ SWITCHED = PREFIX + "switched-at"
 RECORD = "c7n:rotation"
 DESCRIPTION_FIELDS = {"old_cert_id", "region", "account_id"}
 DEFAULT_DESCRIPTION = "Rotated from {old_cert_id} by c7n-apigw-certs"
+DEFAULT_QUOTA = 60  # client certificates per account and region (aws-facts.md, fact 5)
 
 
 class StepFailed(Exception):
@@ -144,30 +149,44 @@ class RotateClientCertificate(BaseAction):
         region = self.manager.config.region
         session = local_session(self.manager.session_factory)
         self.apigw = session.client("apigateway", region_name=region)
+        # botocore's retry takes LimitExceededException (the quota of 60) for throttling and
+        # backs off for seconds on each: generate without it, so a full quota shows at once.
+        # c7n's retry still backs off on TooManyRequestsException.
+        self.generator = session.client("apigateway", region_name=region,
+                                        config=Config(retries={"total_max_attempts": 1}))
         self.v2 = session.client("apigatewayv2", region_name=region)
         self.publisher = Publisher(self.manager.session_factory, region)
         self.fields = {"region": region, "account_id": self.manager.config.account_id or ""}
         self.listing = self.list_certificates()
-        due, failures = [], []
+        self.pending, self.due, self.failures = {}, [], []
         for cert in resources:
             record = cert[RECORD] = {}
+            cert_id = cert["clientCertificateId"]
+            is_due = False
             try:
-                if self.advance(cert, record):
-                    due.append(cert)
+                is_due = self.advance(cert, record)
             except StepFailed as e:
-                record["error"] = str(e)
-                failures.append("client-certificate:%s %s" % (cert["clientCertificateId"], e))
-                self.log.error("client-certificate:%s rotation failed at %s",
-                               cert["clientCertificateId"], e)
-        if due:
-            failures += self.retire(due)
+                self.failed(cert_id, record, e)
+            try:  # what was done is recorded even when a later step failed
+                self.flush(cert_id)
+            except StepFailed as e:
+                is_due = False
+                self.failed(cert_id, record, e)
+            if is_due:
+                self.due.append(cert)
+        self.retire_due()
         self.manager.ctx.output.write_file("action-rotate", dumps(
             [{k: c.get(k) for k in ("clientCertificateId", RECORD)} for c in resources],
             indent=2))
-        if failures:
+        if self.failures:
             raise ActionFailed("rotate failed for %d certificate(s): %s" % (
-                len(failures), "; ".join(failures)))
+                len(self.failures), "; ".join(self.failures)))
         return resources
+
+    def failed(self, cert_id, record, error):
+        record.setdefault("errors", []).append(str(error))
+        self.failures.append("client-certificate:%s %s" % (cert_id, error))
+        self.log.error("client-certificate:%s rotation failed at %s", cert_id, error)
 
     def list_certificates(self):
         """One fresh listing per run: successors and tags as they are now, not as filtered."""
@@ -183,10 +202,18 @@ class RotateClientCertificate(BaseAction):
             raise StepFailed(step, "%s: %s" % (e.response["Error"]["Code"],
                                                e.response["Error"].get("Message", ""))) from e
 
-    def tag(self, cert_id, tags):
-        self.call("tag", self.apigw.tag_resource,
-                  resourceArn=certificate_arn(self.manager.config.region, cert_id), tags=tags)
+    def mark(self, cert_id, tags):
+        """Note state on the old certificate; ``flush`` writes it in one call when the run is
+        done with that certificate, or stopped by a failure."""
         self.listing[cert_id].setdefault("tags", {}).update(tags)
+        self.pending.setdefault(cert_id, {}).update(tags)
+
+    def flush(self, cert_id):
+        tags = self.pending.pop(cert_id, None)
+        if tags:
+            self.call("tag", self.apigw.tag_resource,
+                      resourceArn=certificate_arn(self.manager.config.region, cert_id),
+                      tags=tags)
 
     def advance(self, cert, record):
         """Move one certificate as far as its gates allow; True when it is due to retire."""
@@ -210,7 +237,7 @@ class RotateClientCertificate(BaseAction):
         if successor is None:
             successor = self.generate(old)
         elif old.get("tags", {}).get(SUCCESSOR) != successor["clientCertificateId"]:
-            self.tag(old_id, {SUCCESSOR: successor["clientCertificateId"]})  # a run died here
+            self.mark(old_id, {SUCCESSOR: successor["clientCertificateId"]})  # a run died here
         new_id = successor["clientCertificateId"]
         record["successor"] = new_id
         fields = dict(self.fields, cert_id=new_id, old_cert_id=old_id)
@@ -219,7 +246,7 @@ class RotateClientCertificate(BaseAction):
         if PUBLISHED not in old.get("tags", {}):
             record["published"] = self.publish(old_id, places, bundle(
                 successor["pemEncodedCertificate"], old["pemEncodedCertificate"]))
-            self.tag(old_id, {PUBLISHED: stamp(self.now)})
+            self.mark(old_id, {PUBLISHED: stamp(self.now)})
         switch_at = isoparse(old["tags"][PUBLISHED]) + datetime.timedelta(
             days=self.data["switch-after-days"])
         if self.now < switch_at:
@@ -228,9 +255,9 @@ class RotateClientCertificate(BaseAction):
 
         switched, late = self.switch(old, successor, stages, places, record)
         if switched:
-            self.tag(old_id, {SWITCHED: stamp(self.now)})
+            self.mark(old_id, {SWITCHED: stamp(self.now)})
         elif SWITCHED not in old.get("tags", {}) and not late:
-            self.tag(old_id, {SWITCHED: stamp(self.now)})  # its stages moved away on their own
+            self.mark(old_id, {SWITCHED: stamp(self.now)})  # its stages moved away on their own
         if late:
             record["waiting"] = "trust published late for %s" % ", ".join(late)
             return False
@@ -264,11 +291,15 @@ class RotateClientCertificate(BaseAction):
         tags[PREDECESSOR] = old_id
         description = self.data.get("description", DEFAULT_DESCRIPTION).format(
             old_cert_id=old_id, **self.fields)
+        if len(self.listing) >= DEFAULT_QUOTA:
+            self.retire_due()  # make room first: the quota counts successors too
         try:
-            made = self.manager.retry(self.apigw.generate_client_certificate,
+            made = self.manager.retry(self.generator.generate_client_certificate,
                                       description=description, tags=tags)
         except ClientError as e:
             code = e.response["Error"]["Code"]
+            if code == "LimitExceededException" and self.retire_due():
+                return self.generate(old)
             if code == "LimitExceededException":
                 raise StepFailed("generate", "LimitExceededException: the region's quota of "
                                  "client certificates is reached (%d exist; 60 by default)"
@@ -279,7 +310,7 @@ class RotateClientCertificate(BaseAction):
         self.listing[made["clientCertificateId"]] = made
         self.log.info("client-certificate:%s successor client-certificate:%s generated",
                       old_id, made["clientCertificateId"])
-        self.tag(old_id, {SUCCESSOR: made["clientCertificateId"]})
+        self.mark(old_id, {SUCCESSOR: made["clientCertificateId"]})
         return made
 
     def publish(self, old_id, places, content):
@@ -305,7 +336,7 @@ class RotateClientCertificate(BaseAction):
             missing = [p for p in mine if new_pem not in (self.current(p, label) or "")]
             if missing:  # a stage that came after publication: trust first, switch later
                 self.publish(old_id, missing, overlap)
-                self.tag(old_id, {PUBLISHED: stamp(self.now)})
+                self.mark(old_id, {PUBLISHED: stamp(self.now)})
                 late.append(label)
                 continue
             if self.fresh_certificate(stage, label) != old_id:
@@ -352,12 +383,16 @@ class RotateClientCertificate(BaseAction):
                 self.call(step, self.v2.create_deployment, ApiId=stage["apiId"],
                           StageName=stage["stageName"])
 
-    def retire(self, due):
-        """Fresh listings of every stage, then drop each old certificate from trust and delete
-        it, unless a stage uses it."""
+    def retire_due(self):
+        """Fresh listings of every stage, then drop each old certificate that is due from trust
+        and delete it, unless a stage uses it. Runs at the end of the run, or earlier when the
+        quota needs room for successors. True if any certificate was deleted."""
+        due, self.due = self.due, []
+        if not due:
+            return False
         fresh = usage.stages_by_certificate(self.manager.session_factory,
                                             self.manager.config.region)
-        failures = []
+        deleted = False
         for cert in due:
             old_id, record = cert["clientCertificateId"], cert[RECORD]
             successor = cert.pop("c7n:successor-certificate")
@@ -377,16 +412,13 @@ class RotateClientCertificate(BaseAction):
                     old_id, places, bundle(successor["pemEncodedCertificate"]))
                 delete_certificate(self.apigw, self.manager.retry, old_id)
             except StepFailed as e:
-                record["error"] = str(e)
-                failures.append("client-certificate:%s %s" % (old_id, e))
-                self.log.error("client-certificate:%s rotation failed at %s", old_id, e)
+                self.failed(old_id, record, e)
                 continue
             except ClientError as e:
-                record["error"] = "delete: %s" % e
-                failures.append("client-certificate:%s delete: %s" % (old_id, e))
-                self.log.error("client-certificate:%s delete failed: %s", old_id, e)
+                self.failed(old_id, record, StepFailed("delete", e))
                 continue
-            record["deleted"] = True
+            record["deleted"] = deleted = True
+            self.listing.pop(old_id, None)
             self.log.info("client-certificate:%s deleted; its stages use "
                           "client-certificate:%s", old_id, successor["clientCertificateId"])
-        return failures
+        return deleted

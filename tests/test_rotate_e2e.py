@@ -276,3 +276,22 @@ def test_switch_after_days_is_required(tmp_path):
     proc = run_cli("custodian", ["validate", write_policy(tmp_path, policy)],
                    {"PATH": "/usr/bin:/bin"}, check=False)
     assert proc.returncode != 0 and "switch-after-days" in proc.stderr + proc.stdout
+
+
+def test_quota_makes_room_by_retiring_first(sandbox, tmp_path):
+    """Rotating more certificates than the quota leaves room for: the run retires the ones
+    already switched before generating more, so one run still completes them all."""
+    client("s3").create_bucket(Bucket=BUCKET)
+    olds = [make_cert(sandbox, 10, description="old-%d" % i) for i in range(3)]
+    stages = {"old": None, "rest": [], "ws": []}
+    for i, old in enumerate(olds):
+        stages["rest"].append((make_rest_stage(old, "api-%d" % i), "prod"))
+    sandbox.switches(quota=4)  # room for one successor at a time
+    custodian_run(sandbox, tmp_path, rotate_policy(switch=0, delete=0))
+    certs = certificates()
+    assert len(certs) == 3 and not set(olds) & set(certs)
+    records = action_records(tmp_path)
+    assert all(records[o]["deleted"] is True for o in olds)
+    for old in olds:
+        stages["old"] = old
+        check_invariants(sandbox, stages)
