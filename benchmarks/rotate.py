@@ -35,7 +35,8 @@ def minimum_calls(certs=CERTS, stages=STAGES_EACH, quota=None):
     rotate = 1 + certs * (1 + 1 + 2 * stages)
     waves = 1 if not quota or quota >= 2 * certs else math.ceil(certs / (quota - certs))
     retire = waves * (1 + certs + 1) + certs
-    return audit + rotate + retire
+    refused = waves - 1  # each early wave is found by one refused GenerateClientCertificate
+    return audit + rotate + retire + refused
 
 
 def seed(endpoint, control):

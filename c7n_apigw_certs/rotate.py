@@ -42,7 +42,6 @@ SWITCHED = PREFIX + "switched-at"
 RECORD = "c7n:rotation"
 DESCRIPTION_FIELDS = {"old_cert_id", "region", "account_id"}
 DEFAULT_DESCRIPTION = "Rotated from {old_cert_id} by c7n-apigw-certs"
-DEFAULT_QUOTA = 60  # client certificates per account and region (aws-facts.md, fact 5)
 
 
 class StepFailed(Exception):
@@ -291,15 +290,13 @@ class RotateClientCertificate(BaseAction):
         tags[PREDECESSOR] = old_id
         description = self.data.get("description", DEFAULT_DESCRIPTION).format(
             old_cert_id=old_id, **self.fields)
-        if len(self.listing) >= DEFAULT_QUOTA:
-            self.retire_due()  # make room first: the quota counts successors too
         try:
             made = self.manager.retry(self.generator.generate_client_certificate,
                                       description=description, tags=tags)
         except ClientError as e:
             code = e.response["Error"]["Code"]
             if code == "LimitExceededException" and self.retire_due():
-                return self.generate(old)
+                return self.generate(old)  # the quota counts successors: room was made
             if code == "LimitExceededException":
                 raise StepFailed("generate", "LimitExceededException: the region's quota of "
                                  "client certificates is reached (%d exist; 60 by default)"
