@@ -295,3 +295,28 @@ def test_quota_makes_room_by_retiring_first(sandbox, tmp_path):
     for old in olds:
         stages["old"] = old
         check_invariants(sandbox, stages)
+
+
+def test_stage_added_after_publication_is_trusted_before_it_switches(sandbox, estate, tmp_path):
+    policy = rotate_policy(switch=3, delete=7)
+    custodian_run(sandbox, tmp_path, policy)  # day 0: publish for the four stages
+    late_api = make_rest_stage(estate["old"], "late", "prod")
+    estate["rest"].append((late_api, "prod"))
+    assert published(late_api, "prod") is None
+
+    sandbox.advance(days=3)
+    custodian_run(sandbox, tmp_path, policy, days=3)  # day 3: the others switch, it waits
+    certs, stages = check_invariants(sandbox, estate)
+    new = successor_of(certs, estate["old"])
+    assert stages[(late_api, "prod")] == estate["old"]
+    assert sum(1 for c in stages.values() if c == new) == 4
+    assert published(late_api, "prod") is not None
+    assert "trust published late" in action_records(tmp_path)[estate["old"]]["waiting"]
+
+    sandbox.advance(days=3)
+    custodian_run(sandbox, tmp_path, policy, days=6)  # day 6: its own 3 days have passed
+    assert check_invariants(sandbox, estate)[1][(late_api, "prod")] == new
+
+    sandbox.advance(days=7)
+    custodian_run(sandbox, tmp_path, policy, days=13)
+    assert_complete(sandbox, estate)
