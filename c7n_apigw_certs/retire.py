@@ -23,6 +23,16 @@ def stage_labels(stages):
     return ", ".join("stage:%s/%s" % (s["apiId"], s["stageName"]) for s in stages)
 
 
+def still_used(log, cert_id, fresh):
+    """Why not to delete, logged, when the fresh listings show a stage using the certificate."""
+    users = fresh.get(cert_id)
+    if not users:
+        return None
+    reason = "used by %s" % stage_labels(users)
+    log.warning("client-certificate:%s is %s: not deleted", cert_id, reason)
+    return reason
+
+
 def delete_certificate(client, retry, cert_id):
     """Delete; a certificate already gone is not an error."""
     try:
@@ -67,11 +77,9 @@ class DeleteClientCertificate(BaseAction):
         failures = []
         for cert in resources:
             cert_id = cert["clientCertificateId"]
-            users = fresh.get(cert_id)
-            if users:
-                cert["c7n:deleted"] = "used by %s" % stage_labels(users)
-                self.log.warning("client-certificate:%s is used by %s: not deleted",
-                                 cert_id, stage_labels(users))
+            reason = still_used(self.log, cert_id, fresh)
+            if reason:
+                cert["c7n:deleted"] = reason
                 continue
             try:
                 existed = delete_certificate(client, self.manager.retry, cert_id)

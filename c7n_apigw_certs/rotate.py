@@ -32,7 +32,7 @@ from .publish import (
     DESTINATION_SCHEMA, PublishError, Publisher, bundle, locations, permissions,
     validate_destinations)
 from .resource import STAGES, ClientCertificate, certificate_arn
-from .retire import ActionFailed, delete_certificate, stage_labels
+from .retire import ActionFailed, delete_certificate, still_used
 
 PREFIX = "c7n:rotation:"
 PREDECESSOR = PREFIX + "predecessor"
@@ -161,18 +161,18 @@ class RotateClientCertificate(BaseAction):
         for cert in resources:
             record = cert[RECORD] = {}
             cert_id = cert["clientCertificateId"]
-            is_due = False
+            successor = None
             try:
-                is_due = self.advance(cert, record)
+                successor = self.advance(cert, record)
             except StepFailed as e:
                 self.failed(cert_id, record, e)
             try:  # what was done is recorded even when a later step failed
                 self.flush(cert_id)
             except StepFailed as e:
-                is_due = False
+                successor = None
                 self.failed(cert_id, record, e)
-            if is_due:
-                self.due.append(cert)
+            if successor is not None:
+                self.due.append((cert, successor))
         self.retire_due()
         self.manager.ctx.output.write_file("action-rotate", dumps(
             [{k: c.get(k) for k in ("clientCertificateId", RECORD)} for c in resources],
@@ -215,24 +215,25 @@ class RotateClientCertificate(BaseAction):
                       tags=tags)
 
     def advance(self, cert, record):
-        """Move one certificate as far as its gates allow; True when it is due to retire."""
+        """Move one certificate as far as its gates allow; its successor when it is due to
+        retire, else None."""
         old_id = cert["clientCertificateId"]
         old = self.listing.get(old_id)
         if old is None:
             record["skipped"] = "vanished"
             self.log.info("client-certificate:%s no longer exists: skipped", old_id)
-            return False
+            return None
         predecessor = old.get("tags", {}).get(PREDECESSOR)
         if predecessor in self.listing:
             record["skipped"] = "successor of %s, whose rotation is under way" % predecessor
-            return False
+            return None
         stages = cert.get(STAGES, [])
         successor = self.find_successor(old)
         if successor is None and not stages:
             record["skipped"] = "used by no stage"
             self.log.info("client-certificate:%s is used by no stage: not rotated "
                           "(the delete action removes unused certificates)", old_id)
-            return False
+            return None
         if successor is None:
             successor = self.generate(old)
         elif old.get("tags", {}).get(SUCCESSOR) != successor["clientCertificateId"]:
@@ -250,7 +251,7 @@ class RotateClientCertificate(BaseAction):
             days=self.data["switch-after-days"])
         if self.now < switch_at:
             record["waiting"] = "switch at %s" % stamp(switch_at)
-            return False
+            return None
 
         switched, late = self.switch(old, successor, stages, places, record)
         if switched:
@@ -259,19 +260,18 @@ class RotateClientCertificate(BaseAction):
             self.mark(old_id, {SWITCHED: stamp(self.now)})  # its stages moved away on their own
         if late:
             record["waiting"] = "trust published late for %s" % ", ".join(late)
-            return False
+            return None
         if switched and self.data.get("redeploy"):  # the stages present it: trust it alone
             record["republished"] = self.publish(
                 old_id, places, bundle(successor["pemEncodedCertificate"]))
         if "delete-after-days" not in self.data:
-            return False
+            return None
         delete_at = isoparse(old["tags"][SWITCHED]) + datetime.timedelta(
             days=self.data["delete-after-days"])
         if self.now < delete_at:
             record["waiting"] = "delete at %s" % stamp(delete_at)
-            return False
-        cert["c7n:successor-certificate"] = successor
-        return True
+            return None
+        return successor
 
     def find_successor(self, old):
         old_id = old["clientCertificateId"]
@@ -390,14 +390,11 @@ class RotateClientCertificate(BaseAction):
         fresh = usage.stages_by_certificate(self.manager.session_factory,
                                             self.manager.config.region)
         deleted = False
-        for cert in due:
+        for cert, successor in due:
             old_id, record = cert["clientCertificateId"], cert[RECORD]
-            successor = cert.pop("c7n:successor-certificate")
-            users = fresh.get(old_id)
-            if users:
-                record["not-deleted"] = "used by %s" % stage_labels(users)
-                self.log.warning("client-certificate:%s is used by %s: not deleted",
-                                 old_id, stage_labels(users))
+            reason = still_used(self.log, old_id, fresh)
+            if reason:
+                record["not-deleted"] = reason
                 continue
             try:
                 # Nothing presents the old certificate any more: trust the successor alone.
