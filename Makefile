@@ -23,7 +23,7 @@ test: install
 	$(BIN)/pytest -q tests
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --rotate
 
 lint: install
 	$(BIN)/ruff check c7n_apigw_certs tests benchmarks
