@@ -88,3 +88,24 @@ def test_needs_deployment_is_a_switch(sandbox):
     apigw.create_deployment(restApiId=api_id, stageName="prod")
     shown = sandbox.presented("123456789012", "us-east-1", api_id, "prod")
     assert shown == {"configured": new, "presented": new}
+
+
+def test_same_shape_as_recorded_get_stages(sandbox):
+    """The members a reader of stages uses (c7n's rest-stage: stageName, deploymentId,
+    createdDate; ours: clientCertificateId) are there as in the recorded GetStages."""
+    import datetime
+    import json
+    import pathlib
+    recorded_path = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" /
+                     "c7n-placebo" / "test_rest_stage_client_certificate_filter" /
+                     "apigateway.GetStages_1.json")
+    if not recorded_path.exists():
+        pytest.skip("shared/reference is beside the repository")
+    recorded = json.loads(recorded_path.read_text())["data"]["item"][0]
+    cert_id = make_cert(sandbox, 100)
+    ours = client("apigateway").get_stages(restApiId=make_rest_stage(cert_id))["item"][0]
+    needed = {"stageName", "deploymentId", "clientCertificateId", "createdDate",
+              "lastUpdatedDate", "methodSettings", "variables", "cacheClusterEnabled"}
+    assert needed <= set(recorded) and needed <= set(ours)
+    assert isinstance(ours["createdDate"], datetime.datetime)
+    assert "description" not in ours  # unset: absent, as in the recorded response

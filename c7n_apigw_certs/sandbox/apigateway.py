@@ -223,6 +223,7 @@ class SandboxAPIGatewayResponse(APIGatewayResponse):
                 get_certificate(self.current_account, self.region, value)
             set_stage_certificate(stage, value)
         stage = self.backend.update_stage(api_id, stage_name, rest)
+        stage.sandbox_updated = CONTROLS.clock.now()
         return json.dumps(stage.to_json())
 
 
@@ -285,12 +286,27 @@ _ROUTES = {
 }
 
 
+def _stage_init(original):
+    """Stamp each REST stage with the sandbox clock: moto's has no dates (recorded GetStages
+    responses carry createdDate and lastUpdatedDate)."""
+    def __init__(self, *args, **kw):
+        original(self, *args, **kw)
+        self.sandbox_created = self.sandbox_updated = CONTROLS.clock.now()
+    return __init__
+
+
 def _stage_to_json(original):
+    """AWS's stage shape (recorded GetStages): ``clientCertificateId`` and ``description`` only
+    when set, and the dates as epoch seconds."""
     def to_json(self):
         out = original(self)
         cert_id = getattr(self, "client_certificate_id", None)
         if cert_id:
             out["clientCertificateId"] = cert_id
+        if not out.get("description"):
+            out.pop("description", None)
+        out["createdDate"] = int(self.sandbox_created.timestamp())
+        out["lastUpdatedDate"] = int(self.sandbox_updated.timestamp())
         return out
     return to_json
 
@@ -305,6 +321,7 @@ def _create_deployment(original):
             stage = self.stages[name]
             stage.client_certificate_id = getattr(previous, "client_certificate_id", None)
             stage.presented_certificate_id = stage.client_certificate_id
+            stage.sandbox_created = previous.sandbox_created
         return deployment
     return create_deployment
 
@@ -329,5 +346,6 @@ def install():
     v1_urls.url_paths.clear()
     v1_urls.url_paths.update(merged)
     v2_urls.url_paths.update(_V2_ROUTES)
+    Stage.__init__ = _stage_init(Stage.__init__)
     Stage.to_json = _stage_to_json(Stage.to_json)
     RestAPI.create_deployment = _create_deployment(RestAPI.create_deployment)
