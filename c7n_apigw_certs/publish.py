@@ -15,6 +15,7 @@ from c7n.utils import local_session
 
 FIELDS = {"cert_id", "old_cert_id", "api_id", "stage_name", "region", "account_id"}
 STAGE_FIELDS = {"api_id", "stage_name"}
+CERT_FIELDS = {"cert_id", "old_cert_id"}
 
 DESTINATION_SCHEMA = {
     "type": "object",
@@ -75,10 +76,30 @@ def bundle(*pems):
     return "".join(pem.strip() + "\n" for pem in pems)
 
 
+def dest_fields(dest):
+    return set().union(*(template_fields(dest[k]) for k in REQUIRED[dest["type"]]))
+
+
+def is_shared(dest):
+    """Whether stages of other certificates can render to the same place: a name with neither
+    a certificate id nor both stage fields, such as ``/trust/{api_id}`` or ``/trust/{region}``.
+    Such a bundle must keep trusting every certificate that any stage behind it presents."""
+    fields = dest_fields(dest)
+    return not (fields & CERT_FIELDS or STAGE_FIELDS <= fields)
+
+
+def render(dest, fields, stage=None):
+    values = dict(fields, api_id="", stage_name="")
+    if stage is not None:
+        values.update(api_id=stage["apiId"], stage_name=stage["stageName"])
+    return Location(dest, values)
+
+
 class Location:
     """One rendered place: an SSM parameter, or an S3 object."""
 
     def __init__(self, dest, fields):
+        self.dest = dest
         self.type = dest["type"]
         self.parts = tuple(dest[k].format(**fields) for k in REQUIRED[self.type])
 
@@ -94,15 +115,14 @@ class Location:
 
 
 def locations(destinations, fields, stages):
-    """{Location: [stages behind it]}: a stage-dependent template renders once per stage."""
+    """{Location: [the given stages behind it]}: a template with a stage field renders once per
+    stage; one without, once."""
     found = {}
     for dest in destinations:
-        per_stage = any(template_fields(dest[k]) & STAGE_FIELDS for k in REQUIRED[dest["type"]])
+        per_stage = bool(dest_fields(dest) & STAGE_FIELDS)
         for stage in (stages if per_stage else [None]):
-            values = dict(fields, api_id="", stage_name="")
-            if stage is not None:
-                values.update(api_id=stage["apiId"], stage_name=stage["stageName"])
-            found.setdefault(Location(dest, values), []).extend([stage] if stage else stages)
+            found.setdefault(render(dest, fields, stage), []).extend(
+                [stage] if stage else stages)
     return found
 
 

@@ -27,6 +27,9 @@ class DescribeClientCertificate(query.DescribeSource):
             return resources
         users = usage.stages_by_certificate(
             self.manager.session_factory, self.manager.config.region)
+        # Kept for the actions of this run: rotate must know every stage behind a shared
+        # trust bundle, including stages of certificates the filters did not select.
+        self.manager.stages_by_certificate = users
         for r in resources:
             r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
             r[STAGES] = users.get(r["clientCertificateId"], [])

@@ -29,9 +29,9 @@ from dateutil.tz import tzutc
 
 from . import usage
 from .publish import (
-    DESTINATION_SCHEMA, PublishError, Publisher, bundle, locations, permissions,
-    validate_destinations)
-from .resource import STAGES, ClientCertificate, certificate_arn
+    DESTINATION_SCHEMA, PublishError, Publisher, bundle, is_shared, locations, permissions,
+    render, validate_destinations)
+from .resource import ClientCertificate, certificate_arn
 from .retire import ActionFailed, delete_certificate, still_used
 
 PREFIX = "c7n:rotation:"
@@ -157,6 +157,11 @@ class RotateClientCertificate(BaseAction):
         self.publisher = Publisher(self.manager.session_factory, region)
         self.fields = {"region": region, "account_id": self.manager.config.account_id or ""}
         self.listing = self.list_certificates()
+        # Who uses what, region-wide: the listing this run's resource query made (the same
+        # stage objects as each certificate's c7n:stages), else a fresh one.
+        self.stage_map = getattr(self.manager, "stages_by_certificate", None)
+        if self.stage_map is None:
+            self.stage_map = usage.stages_by_certificate(self.manager.session_factory, region)
         self.pending, self.due, self.failures = {}, [], []
         for cert in resources:
             record = cert[RECORD] = {}
@@ -227,7 +232,7 @@ class RotateClientCertificate(BaseAction):
         if predecessor in self.listing:
             record["skipped"] = "successor of %s, whose rotation is under way" % predecessor
             return None
-        stages = cert.get(STAGES, [])
+        stages = self.stage_map.get(old_id, [])
         successor = self.find_successor(old)
         if successor is None and not stages:
             record["skipped"] = "used by no stage"
@@ -244,8 +249,7 @@ class RotateClientCertificate(BaseAction):
         places = locations(self.data["publish"], fields, stages)
 
         if PUBLISHED not in old.get("tags", {}):
-            record["published"] = self.publish(old_id, places, bundle(
-                successor["pemEncodedCertificate"], old["pemEncodedCertificate"]))
+            record["published"] = self.publish(old_id, places)
             self.mark(old_id, {PUBLISHED: stamp(self.now)})
         switch_at = isoparse(old["tags"][PUBLISHED]) + datetime.timedelta(
             days=self.data["switch-after-days"])
@@ -253,7 +257,7 @@ class RotateClientCertificate(BaseAction):
             record["waiting"] = "switch at %s" % stamp(switch_at)
             return None
 
-        switched, late = self.switch(old, successor, stages, places, record)
+        switched, late = self.switch(old_id, successor, list(stages), places, record)
         if switched:
             self.mark(old_id, {SWITCHED: stamp(self.now)})
         elif SWITCHED not in old.get("tags", {}) and not late:
@@ -261,9 +265,8 @@ class RotateClientCertificate(BaseAction):
         if late:
             record["waiting"] = "trust published late for %s" % ", ".join(late)
             return None
-        if switched and self.data.get("redeploy"):  # the stages present it: trust it alone
-            record["republished"] = self.publish(
-                old_id, places, bundle(successor["pemEncodedCertificate"]))
+        if switched and self.data.get("redeploy"):  # the stages present it: stop trusting old
+            record["republished"] = self.publish(old_id, places)
         if "delete-after-days" not in self.data:
             return None
         delete_at = isoparse(old["tags"][SWITCHED]) + datetime.timedelta(
@@ -273,11 +276,15 @@ class RotateClientCertificate(BaseAction):
             return None
         return successor
 
+    def successors(self, cert_id):
+        """Certificates created as successors of this one, oldest first."""
+        return sorted((c for c in self.listing.values()
+                       if c.get("tags", {}).get(PREDECESSOR) == cert_id),
+                      key=lambda c: (c["createdDate"], c["clientCertificateId"]))
+
     def find_successor(self, old):
         old_id = old["clientCertificateId"]
-        found = sorted((c for c in self.listing.values()
-                        if c.get("tags", {}).get(PREDECESSOR) == old_id),
-                       key=lambda c: (c["createdDate"], c["clientCertificateId"]))
+        found = self.successors(old_id)
         if len(found) > 1:
             self.log.warning("client-certificate:%s has %d successors (%s): using %s",
                              old_id, len(found), ", ".join(c["clientCertificateId"] for c in found),
@@ -310,29 +317,53 @@ class RotateClientCertificate(BaseAction):
         self.mark(old_id, {SUCCESSOR: made["clientCertificateId"]})
         return made
 
-    def publish(self, old_id, places, content):
+    def stages_behind(self, place, stages):
+        """Every stage whose bundle is this place: the given ones, or, for a name that stages
+        of other certificates share, every stage of the region that renders to it."""
+        if not is_shared(place.dest):
+            return stages
+        return [stage for users in self.stage_map.values() for stage in users
+                if render(place.dest, self.fields, stage) == place]
+
+    def bundle_for(self, place, stages, exclude=()):
+        """The PEMs of every certificate the stages behind a place may present: each one's
+        certificate, its successor once generated, and (unless ``redeploy``) its predecessor
+        while that still exists, since the stage may still present it (fact 11)."""
+        ids = []
+        for stage in sorted(self.stages_behind(place, stages),
+                            key=lambda s: (s["apiId"], s["stageName"])):
+            cert_id = stage["clientCertificateId"]
+            predecessor = self.listing.get(cert_id, {}).get("tags", {}).get(PREDECESSOR)
+            successor = next(iter(self.successors(cert_id)), {}).get("clientCertificateId")
+            for candidate in (successor, cert_id,
+                              None if self.data.get("redeploy") else predecessor):
+                if candidate in self.listing and candidate not in exclude \
+                        and candidate not in ids:
+                    ids.append(candidate)
+        return bundle(*(self.listing[i]["pemEncodedCertificate"] for i in ids))
+
+    def publish(self, old_id, places, exclude=()):
         labels = []
-        for place in places:
+        for place, stages in places.items():
             try:
-                self.publisher.write(place, content)
+                self.publisher.write(place, self.bundle_for(place, stages, exclude))
             except (ClientError, PublishError) as e:
                 raise StepFailed("publish", "%s: %s" % (place.label, e)) from e
             labels.append(place.label)
         self.log.info("client-certificate:%s trust published to %s", old_id, ", ".join(labels))
         return labels
 
-    def switch(self, old, successor, stages, places, record):
+    def switch(self, old_id, successor, stages, places, record):
         """Switch each stage still on the old certificate, if its bundles hold the successor."""
-        old_id, new_id = old["clientCertificateId"], successor["clientCertificateId"]
+        new_id = successor["clientCertificateId"]
         new_pem = successor["pemEncodedCertificate"].strip()
-        overlap = bundle(new_pem, old["pemEncodedCertificate"])
         switched, late = [], []
         for stage in stages:
             label = "stage:%s/%s" % (stage["apiId"], stage["stageName"])
-            mine = [p for p, behind in places.items() if stage in behind]
-            missing = [p for p in mine if new_pem not in (self.current(p, label) or "")]
+            missing = {p: behind for p, behind in places.items() if stage in behind and
+                       new_pem not in (self.current(p, label) or "")}
             if missing:  # a stage that came after publication: trust first, switch later
-                self.publish(old_id, missing, overlap)
+                self.publish(old_id, missing)
                 self.mark(old_id, {PUBLISHED: stamp(self.now)})
                 late.append(label)
                 continue
@@ -341,6 +372,9 @@ class RotateClientCertificate(BaseAction):
                               old_id, label)
                 continue
             self.update_stage(stage, new_id, label)
+            self.stage_map[old_id].remove(stage)
+            stage["clientCertificateId"] = new_id
+            self.stage_map.setdefault(new_id, []).append(stage)
             switched.append(label)
             self.log.info("client-certificate:%s %s switched to client-certificate:%s",
                           old_id, label, new_id)
@@ -387,8 +421,8 @@ class RotateClientCertificate(BaseAction):
         due, self.due = self.due, []
         if not due:
             return False
-        fresh = usage.stages_by_certificate(self.manager.session_factory,
-                                            self.manager.config.region)
+        fresh = self.stage_map = usage.stages_by_certificate(
+            self.manager.session_factory, self.manager.config.region)
         deleted = False
         for cert, successor in due:
             old_id, record = cert["clientCertificateId"], cert[RECORD]
@@ -397,13 +431,12 @@ class RotateClientCertificate(BaseAction):
                 record["not-deleted"] = reason
                 continue
             try:
-                # Nothing presents the old certificate any more: trust the successor alone.
+                # Nothing presents the old certificate any more: stop trusting it, then delete.
                 fields = dict(self.fields, cert_id=successor["clientCertificateId"],
                               old_cert_id=old_id)
                 places = locations(self.data["publish"], fields,
                                    fresh.get(successor["clientCertificateId"], []))
-                record["republished"] = self.publish(
-                    old_id, places, bundle(successor["pemEncodedCertificate"]))
+                record["republished"] = self.publish(old_id, places, exclude={old_id})
                 delete_certificate(self.apigw, self.manager.retry, old_id)
             except StepFailed as e:
                 self.failed(old_id, record, e)

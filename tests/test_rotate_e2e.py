@@ -320,3 +320,30 @@ def test_stage_added_after_publication_is_trusted_before_it_switches(sandbox, es
     sandbox.advance(days=7)
     custodian_run(sandbox, tmp_path, policy, days=13)
     assert_complete(sandbox, estate)
+
+
+def test_shared_bundle_keeps_trusting_other_certificates(sandbox, estate, tmp_path):
+    """A name without stage fields is one bundle for every stage of the region: rotating one
+    certificate must not drop the others that stages present."""
+    name = "/apigw/{region}/trust"
+    publish = [{"type": "ssm", "name": name}]
+    policy = rotate_policy(switch=3, delete=7, publish=publish)
+    pems = {c: v["pemEncodedCertificate"].strip() for c, v in certificates().items()}
+
+    def shared():
+        return client("ssm").get_parameter(Name="/apigw/us-east-1/trust")["Parameter"]["Value"]
+
+    custodian_run(sandbox, tmp_path, policy)
+    new = successor_of(certificates(), estate["old"])
+    new_pem = certificates()[new]["pemEncodedCertificate"].strip()
+    assert new_pem in shared() and pems[estate["old"]] in shared()
+    assert pems[estate["healthy"]] in shared()  # stage c/prod presents it: still trusted
+    assert pems[estate["unused"]] not in shared()  # no stage presents it
+
+    sandbox.advance(days=3)
+    custodian_run(sandbox, tmp_path, policy, days=3)
+    sandbox.advance(days=7)
+    custodian_run(sandbox, tmp_path, policy, days=10)
+    assert estate["old"] not in certificates()
+    assert shared().count("BEGIN CERTIFICATE") == 2
+    assert new_pem in shared() and pems[estate["healthy"]] in shared()
