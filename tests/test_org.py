@@ -40,3 +40,43 @@ def test_org_run_two_accounts(sandbox, tmp_path, start_method):
         assert path.exists(), os.listdir(out)
         found = json.loads(path.read_text())
         assert [c["description"] for c in found] == ["%s-soon" % name]
+
+
+def test_org_rotate_two_accounts(sandbox, tmp_path):
+    """The rotate policy, unchanged, through c7n-org: each account rotates its own."""
+    import boto3
+
+    from c7n_apigw_certs.sandbox.seed import create_rest_stage
+    old, sessions = {}, {}
+    for name, account in ACCOUNTS.items():
+        creds = boto3.client("sts").assume_role(
+            RoleArn="arn:aws:iam::%s:role/custodian" % account,
+            RoleSessionName="seed")["Credentials"]
+        sessions[name] = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"], region_name="us-east-1")
+        old[name] = make_cert(sandbox, 3, account=account)
+        apigw = sessions[name].client("apigateway")
+        create_rest_stage(apigw, apigw.create_rest_api(name=name)["id"], "prod", old[name])
+    config = tmp_path / "accounts.yml"
+    config.write_text(yaml.safe_dump({"accounts": [
+        {"name": name, "account_id": account, "regions": ["us-east-1"],
+         "role": "arn:aws:iam::%s:role/custodian" % account}
+        for name, account in ACCOUNTS.items()]}))
+    policy = write_policy(tmp_path, {
+        "name": "rotate", "resource": "aws.apigw-client-certificate",
+        "filters": [{"type": "expiring", "days": 30}],
+        "actions": [{"type": "rotate", "switch-after-days": 0, "delete-after-days": 0,
+                     "publish": [{"type": "ssm",
+                                  "name": "/trust/{account_id}/{api_id}/{stage_name}"}]}]})
+    run_cli("c7n-org", ["run", "-c", str(config), "-s", str(tmp_path / "org-out"), "-u", policy,
+                        "--cache-period", "0"], dict(sandbox.env, C7N_ORG_PARALLEL="2"))
+    for name, session in sessions.items():
+        certs = session.client("apigateway").get_client_certificates()["items"]
+        assert [c["tags"]["c7n:rotation:predecessor"] for c in certs] == [old[name]]
+        (api,) = session.client("apigateway").get_rest_apis()["items"]
+        stage = session.client("apigateway").get_stage(restApiId=api["id"], stageName="prod")
+        assert stage["clientCertificateId"] == certs[0]["clientCertificateId"]
+        param = session.client("ssm").get_parameter(
+            Name="/trust/%s/%s/prod" % (ACCOUNTS[name], api["id"]))["Parameter"]["Value"]
+        assert param.strip() == certs[0]["pemEncodedCertificate"].strip()
