@@ -54,6 +54,17 @@ def stamp(when):
     return when.astimezone(tzutc()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def tag_time(cert, key):
+    """A time this action wrote into a tag; a value someone else wrote stops the rotation of
+    that certificate rather than guessing a gate."""
+    value = cert.get("tags", {}).get(key)
+    try:
+        when = isoparse(value)
+    except (TypeError, ValueError) as e:
+        raise StepFailed("state", "tag %s is %r, not a time (%s)" % (key, value, e)) from e
+    return when if when.tzinfo else when.replace(tzinfo=tzutc())
+
+
 @ClientCertificate.action_registry.register("rotate")
 class RotateClientCertificate(BaseAction):
     """Rotate client certificates in the safe order, as far as each run's time gates allow.
@@ -229,7 +240,9 @@ class RotateClientCertificate(BaseAction):
             self.log.info("client-certificate:%s no longer exists: skipped", old_id)
             return None
         predecessor = old.get("tags", {}).get(PREDECESSOR)
-        if predecessor in self.listing:
+        if predecessor in self.listing and self.stage_map.get(predecessor):
+            # Its own rotation is still moving stages onto it; once they all use it, it is a
+            # certificate like any other (and is rotated in turn before it expires).
             record["skipped"] = "successor of %s, whose rotation is under way" % predecessor
             return None
         stages = self.stage_map.get(old_id, [])
@@ -251,7 +264,7 @@ class RotateClientCertificate(BaseAction):
         if PUBLISHED not in old.get("tags", {}):
             record["published"] = self.publish(old_id, places)
             self.mark(old_id, {PUBLISHED: stamp(self.now)})
-        switch_at = isoparse(old["tags"][PUBLISHED]) + datetime.timedelta(
+        switch_at = tag_time(old, PUBLISHED) + datetime.timedelta(
             days=self.data["switch-after-days"])
         if self.now < switch_at:
             record["waiting"] = "switch at %s" % stamp(switch_at)
@@ -269,7 +282,7 @@ class RotateClientCertificate(BaseAction):
             record["republished"] = self.publish(old_id, places)
         if "delete-after-days" not in self.data:
             return None
-        delete_at = isoparse(old["tags"][SWITCHED]) + datetime.timedelta(
+        delete_at = tag_time(old, SWITCHED) + datetime.timedelta(
             days=self.data["delete-after-days"])
         if self.now < delete_at:
             record["waiting"] = "delete at %s" % stamp(delete_at)

@@ -347,3 +347,30 @@ def test_shared_bundle_keeps_trusting_other_certificates(sandbox, estate, tmp_pa
     assert estate["old"] not in certificates()
     assert shared().count("BEGIN CERTIFICATE") == 2
     assert new_pem in shared() and pems[estate["healthy"]] in shared()
+
+
+def test_successor_is_rotated_in_turn_a_year_later(sandbox, estate, tmp_path):
+    """Without delete-after-days the old certificate stays; its successor must still be
+    rotated before it expires."""
+    policy = rotate_policy(switch=0, delete=None)
+    custodian_run(sandbox, tmp_path, policy)
+    first = successor_of(certificates(), estate["old"])
+    sandbox.advance(days=360)
+    custodian_run(sandbox, tmp_path, policy, days=360)
+    records = action_records(tmp_path)
+    assert records[estate["old"]] == {"successor": first, "switched": []}  # nothing to do
+    certs, stages = check_invariants(sandbox, estate)
+    assert estate["old"] in certs  # never deleted without delete-after-days
+    second = successor_of(certs, first)
+    assert set(stages.values()) == {second}
+
+
+def test_a_tag_that_is_not_a_time_stops_only_that_certificate(sandbox, estate, tmp_path):
+    custodian_run(sandbox, tmp_path, rotate_policy(switch=3, delete=7))
+    arn = "arn:aws:apigateway:us-east-1::/clientcertificates/%s" % estate["old"]
+    client("apigateway").tag_resource(resourceArn=arn,
+                                      tags={"c7n:rotation:published-at": "soon"})
+    _, proc = custodian_run(sandbox, tmp_path, rotate_policy(switch=3, delete=7), check=False,
+                            days=3)
+    assert proc.returncode != 0 and "not a time" in proc.stderr
+    assert set(check_invariants(sandbox, estate)[1].values()) == {estate["old"]}
