@@ -9,6 +9,8 @@ import datetime
 import threading
 import time
 
+from .certificates import DEFAULT_QUOTA
+
 
 class Clock:
     """The sandbox's "now": real UTC time plus an offset that tests move forward.
@@ -166,7 +168,7 @@ class Switches:
     def reset(self):
         self.delete_in_use = "allow"
         self.needs_deployment = False
-        self.quota = 60
+        self.quota = DEFAULT_QUOTA
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
