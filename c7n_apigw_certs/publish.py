@@ -41,6 +41,17 @@ def template_fields(template):
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
+def check_template(where, template, known):
+    """A policy error naming the place, if the template is malformed or uses unknown fields."""
+    try:
+        unknown = template_fields(template) - known
+    except ValueError as e:
+        raise PolicyValidationError("%s: %s" % (where, e)) from e
+    if unknown:
+        raise PolicyValidationError("%s uses unknown template field(s) %s; known: %s" % (
+            where, ", ".join(sorted(unknown)), ", ".join(sorted(known))))
+
+
 def validate_destinations(destinations, policy_name):
     """The checks a JSON schema cannot say clearly: per-type keys and template fields."""
     for index, dest in enumerate(destinations):
@@ -54,14 +65,7 @@ def validate_destinations(destinations, policy_name):
                     "%s does not take '%s' (it takes %s)" % (
                         where, key, ", ".join(REQUIRED[dest["type"]])))
             if key in dest:
-                try:
-                    unknown = template_fields(dest[key]) - FIELDS
-                except ValueError as e:
-                    raise PolicyValidationError("%s '%s': %s" % (where, key, e)) from e
-                if unknown:
-                    raise PolicyValidationError(
-                        "%s '%s' uses unknown template field(s) %s; known: %s" % (
-                            where, key, ", ".join(sorted(unknown)), ", ".join(sorted(FIELDS))))
+                check_template("%s '%s'" % (where, key), dest[key], FIELDS)
 
 
 def permissions(destinations):

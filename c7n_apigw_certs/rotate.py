@@ -17,20 +17,18 @@ reruns, ``c7n-org`` workers and other machines converge and nothing local can be
   successor by its tag, rewrites the same bundles, and finds switched stages switched.
 """
 import datetime
-import string
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from c7n.actions import BaseAction
-from c7n.exceptions import PolicyValidationError
 from c7n.utils import dumps, local_session, type_schema
 from dateutil.parser import isoparse
 from dateutil.tz import tzutc
 
 from . import usage
 from .publish import (
-    DESTINATION_SCHEMA, PublishError, Publisher, bundle, is_shared, locations, permissions,
-    render, validate_destinations)
+    DESTINATION_SCHEMA, PublishError, Publisher, bundle, check_template, is_shared, locations,
+    permissions, render, validate_destinations)
 from .resource import ClientCertificate, certificate_arn
 from .retire import ActionFailed, delete_certificate, still_used
 
@@ -141,16 +139,8 @@ class RotateClientCertificate(BaseAction):
     def validate(self):
         name = self.manager.data.get("name") if self.manager else "?"
         validate_destinations(self.data.get("publish", ()), name)
-        description = self.data.get("description", DEFAULT_DESCRIPTION)
-        try:
-            unknown = {f for _, f, _, _ in string.Formatter().parse(description)
-                       if f is not None} - DESCRIPTION_FIELDS
-        except ValueError as e:
-            raise PolicyValidationError("policy:%s rotate.description: %s" % (name, e)) from e
-        if unknown:
-            raise PolicyValidationError(
-                "policy:%s rotate.description uses unknown template field(s) %s; known: %s" % (
-                    name, ", ".join(sorted(unknown)), ", ".join(sorted(DESCRIPTION_FIELDS))))
+        check_template("policy:%s rotate.description" % name,
+                       self.data.get("description", DEFAULT_DESCRIPTION), DESCRIPTION_FIELDS)
         return self
 
     # -- the run --------------------------------------------------------------------------
