@@ -154,3 +154,17 @@ def test_rest_stage_expiring(sandbox, tmp_path):
     assert stage["restApiId"] == api_soon and stage["stageName"] == "prod"
     assert stage["c7n:client-certificate"]["clientCertificateId"] == soon
     assert stage["c7n:client-certificate"]["c7n:days-left"] == 7
+
+
+def test_findings_pipeline(sandbox, tmp_path):
+    """Compliance pipelines: the expiring policy posts Security Hub findings with the ARN."""
+    soon = make_cert(sandbox, 4, description="soon")
+    make_cert(sandbox, 200, description="later")
+    policy = dict(expiring(30), actions=[{"type": "post-finding",
+                                          "types": ["Software and Configuration Checks"]}])
+    found, _ = custodian_run(sandbox, tmp_path, policy)
+    assert [c["clientCertificateId"] for c in found["us-east-1"]] == [soon]
+    findings = client("securityhub").get_findings()["Findings"]
+    assert len(findings) == 1
+    (resource,) = findings[0]["Resources"]
+    assert resource["Id"] == "arn:aws:apigateway:us-east-1::/clientcertificates/%s" % soon
