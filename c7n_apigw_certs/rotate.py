@@ -261,10 +261,9 @@ class RotateClientCertificate(BaseAction):
             return None
 
         switched, late = self.switch(old_id, successor, list(stages), places, record)
-        if switched:
+        # A switch now, or none needed: its stages had all moved away on their own.
+        if switched or (SWITCHED not in old.get("tags", {}) and not late):
             self.mark(old_id, {SWITCHED: stamp(self.now)})
-        elif SWITCHED not in old.get("tags", {}) and not late:
-            self.mark(old_id, {SWITCHED: stamp(self.now)})  # its stages moved away on their own
         if late:
             record["waiting"] = "trust published late for %s" % ", ".join(late)
             return None
