@@ -34,12 +34,10 @@ def still_used(log, cert_id, fresh):
 
 
 def delete_certificate(client, retry, cert_id):
-    """Delete; a certificate already gone is not an error."""
-    try:
-        retry(client.delete_client_certificate, clientCertificateId=cert_id)
-    except client.exceptions.NotFoundException:
-        return False
-    return True
+    """Delete; a certificate already gone is not an error (c7n's retry ignores the code and
+    answers None). True if it existed."""
+    return retry(client.delete_client_certificate, clientCertificateId=cert_id,
+                 ignore_err_codes=("NotFoundException",)) is not None
 
 
 @ClientCertificate.action_registry.register("delete")
