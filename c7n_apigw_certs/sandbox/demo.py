@@ -32,8 +32,9 @@ class RunningSandbox:
         deadline = time.monotonic() + self.timeout
         while not os.path.exists(env_file):
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.read_log()  # before __exit__ removes it
                 self.__exit__()
-                raise RuntimeError("the sandbox did not start; its log:\n" + self.read_log())
+                raise RuntimeError("the sandbox did not start; its log:\n" + log)
             time.sleep(0.05)
         for line in open(env_file):
             key, _, value = line.replace("export ", "", 1).strip().partition("=")
