@@ -8,7 +8,7 @@ SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py
 
 .PHONY: demo test bench lint install clean
 
-# A real (not editable) install: only it lays the .pth hook in site-packages (aws-facts fact 18).
+# A real (not editable) install: only it lays the .pth hook in site-packages (docs/aws-behaviour.md, fact 18).
 $(BIN)/.installed: $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet ".[sandbox,test]"

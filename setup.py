@@ -10,7 +10,7 @@ PTH = "c7n_apigw_certs.pth"
 class BuildWithLoader(build_py):
     """Lay the one-line .pth hook at the root of the wheel, so that ``pip install .`` puts it in
     site-packages and every Python process (``custodian``, each ``c7n-org`` worker) loads the
-    plugin lazily (aws-facts.md, facts 17-18). ``pip install -e .`` does not carry it."""
+    plugin lazily (docs/aws-behaviour.md, facts 17-18). ``pip install -e .`` does not carry it."""
 
     def run(self):
         super().run()

@@ -1,6 +1,6 @@
 """Rotation benchmark: 50 certificates, each used by 3 REST stages, fully rotated in one
 ``custodian run`` (switch-after-days 0, delete-after-days 0) under the sandbox's throttle of
-10 requests per second with a burst of 40, API Gateway's own limits (aws-facts.md, fact 13).
+10 requests per second with a burst of 40, API Gateway's own limits (docs/aws-behaviour.md, fact 13).
 
     python benchmarks/rotate.py          (or: make bench, which runs it with the others)
 

@@ -1,12 +1,13 @@
 """The lazy hook that makes an installed plugin known to stock ``custodian`` and ``c7n-org``.
 
-c7n no longer loads plugins through entry points (cloud-custodian issue #6443; aws-facts.md,
-fact 17), so ``c7n_apigw_certs.pth`` in site-packages runs ``install()`` at interpreter start.
-``install()`` only puts a finder on ``sys.meta_path``: nothing is imported until the process
-imports ``c7n.resources.aws``; right after that module executes, the plugin registers itself
-(``c7n_apigw_certs.initialize``). The pattern is setuptools' ``distutils-precedence.pth``; it
-works whatever the multiprocessing start method (fork, spawn, forkserver: fact 18), because every
-new interpreter reads the .pth file, and a forked one inherits the finished registration.
+c7n no longer loads plugins through entry points (cloud-custodian issue #6443;
+docs/aws-behaviour.md, fact 17), so ``c7n_apigw_certs.pth`` in site-packages runs ``install()``
+at interpreter start. ``install()`` only puts a finder on ``sys.meta_path``: nothing is imported
+until the process imports ``c7n.resources.aws``; right after that module executes, the plugin
+registers itself (``c7n_apigw_certs.initialize``). The pattern is setuptools'
+``distutils-precedence.pth``; it works whatever the multiprocessing start method (fork, spawn,
+forkserver: fact 18), because every new interpreter reads the .pth file, and a forked one
+inherits the finished registration.
 
 Standard library only, and nothing heavy: it runs at the start of every Python process.
 """
