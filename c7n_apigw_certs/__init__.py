@@ -4,7 +4,8 @@ Importing this package does nothing but define ``initialize()``: it is imported 
 every Python process by the .pth hook (``_loader.py``), so it must stay cheap.
 """
 RESOURCE_TYPE = "aws.apigw-client-certificate"
-RESOURCE_PATH = "c7n_apigw_certs.resource.ClientCertificate"
+# The entry module imports the resource, then its filters and actions (see entry.py).
+RESOURCE_PATH = "c7n_apigw_certs.entry.ClientCertificate"
 
 _initialized = False
 

@@ -1,6 +1,10 @@
-"""The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS) and ``demo``."""
+"""The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``, and
+``iam`` (the IAM policy that policy files need). Each imports what it needs when it runs: c7n
+only for ``iam`` and ``demo``."""
 import argparse
+import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -47,6 +51,28 @@ def run_sandbox(args):
     server.stop()
 
 
+def run_iam(args):
+    """Print the policy document on stdout, nothing else; a file or policy that is not valid is
+    named on stderr, exit 2."""
+    from .iam import PolicyFileError, policy_document
+    try:
+        doc = policy_document(args.policy_files, partition=args.partition, region=args.region,
+                              account=args.account)
+    except PolicyFileError as e:
+        sys.stderr.write("c7n-apigw-certs iam: %s\n" % e)
+        sys.exit(2)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def _matching(pattern, what):
+    """An argparse type: the value if it matches, else a usage error (exit 2)."""
+    def check(value):
+        if not re.fullmatch(pattern, value):
+            raise argparse.ArgumentTypeError("%r is not %s" % (value, what))
+        return value
+    return check
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="c7n-apigw-certs")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,12 +86,23 @@ def main(argv=None):
         "demo", help="run policies/expiring.yml with the stock custodian against the sandbox")
     demo.add_argument("--policy", default="policies/expiring.yml")
     demo.add_argument("--output-dir", default="out")
+    iam = commands.add_parser(
+        "iam", help="print the least-privilege IAM policy document that policy files need")
+    iam.add_argument("policy_files", nargs="+", metavar="POLICY.yml")
+    iam.add_argument("--partition", default="aws",
+                     type=_matching(r"aws(-[a-z]+)*", "a partition (aws, aws-cn, aws-us-gov...)"))
+    iam.add_argument("--region", default="*", help="default: * (any region)",
+                     type=_matching(r"\*|[a-z]{2}(-[a-z]+)+-\d+", "a region or *"))
+    iam.add_argument("--account", default="*", help="default: * (any account)",
+                     type=_matching(r"\*|\d{12}", "a 12-digit account id or *"))
     args = parser.parse_args(argv)
     if args.command == "sandbox":
         run_sandbox(args)
     elif args.command == "demo":
         from .sandbox.demo import run_demo
         run_demo(args.policy, args.output_dir)
+    elif args.command == "iam":
+        run_iam(args)
 
 
 if __name__ == "__main__":

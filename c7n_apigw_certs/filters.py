@@ -73,6 +73,12 @@ class ExpiringBase(Filter):
     schema = type_schema("expiring", days={"type": "integer", "minimum": 0})
     permissions = ("apigateway:GET",)
 
+    def iam_resources(self):
+        """The certificate listing: the resource's, or (on a stage) the filter's own."""
+        from .iam import apigateway_arn
+        from .usage import CERTIFICATE_PATHS
+        return {"apigateway:GET": [apigateway_arn(p) for p in CERTIFICATE_PATHS]}
+
     def threshold(self):
         """A value filter on ``c7n:expires``, silent: its match is ours to report."""
         matcher = ValueFilter({
@@ -189,6 +195,12 @@ class ClientCertificateInUse(Filter):
 
     schema = type_schema("in-use", state={"type": "boolean"})
     permissions = ("apigateway:GET",)
+
+    def iam_resources(self):
+        """The stage listings that the resource's ``c7n:stages`` comes from."""
+        from .iam import apigateway_arn
+        from .usage import STAGE_PATHS
+        return {"apigateway:GET": [apigateway_arn(p) for p in STAGE_PATHS]}
 
     def process(self, resources, event=None):
         state = self.data.get("state", True)

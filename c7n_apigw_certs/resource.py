@@ -75,13 +75,14 @@ class ClientCertificate(query.QueryResourceManager):
 
     source_mapping = {"describe": DescribeClientCertificate}
 
+    def iam_resources(self):
+        """``apigateway:GET`` on the certificate listing, and on the REST and WebSocket stage
+        listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``)."""
+        from .iam import apigateway_arn
+        return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]}
+
     def get_arns(self, resources):
         """``arn:{partition}:apigateway:{region}::/clientcertificates/{id}`` (fact 4): no
         account in API Gateway ARNs, which c7n's generic ARN would add."""
         return [certificate_arn(self.config.region, r["clientCertificateId"])
                 for r in resources]
-
-
-# The resource's filters and actions register themselves on import; c7n imports this module
-# (through the resource map) only when a policy or a command needs the resource.
-from . import filters, retire, rotate  # noqa: E402,F401

@@ -32,7 +32,7 @@ def test_nothing_heavy_at_interpreter_start():
 def test_registers_when_c7n_loads():
     out = python("from c7n.resources.resource_map import ResourceMap as M; "
                  "import c7n.resources.aws; print(M['aws.apigw-client-certificate'])")
-    assert out == "c7n_apigw_certs.resource.ClientCertificate"
+    assert out == "c7n_apigw_certs.entry.ClientCertificate"
 
 
 def test_leaves_c7n_names_alone():

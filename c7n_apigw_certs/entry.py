@@ -1,0 +1,9 @@
+"""What c7n's resource map names for ``aws.apigw-client-certificate``: the resource, then every
+filter and action that registers on it.
+
+c7n imports this module (``load_resources``) only when a policy or a command needs the resource,
+so nothing here runs at interpreter start. Every import points one way: the elements import the
+resource, and only this module imports the elements.
+"""
+from .resource import ClientCertificate  # noqa: F401
+from . import filters, retire, rotate  # noqa: F401,E402,I001

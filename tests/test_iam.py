@@ -1,0 +1,331 @@
+"""``c7n-apigw-certs iam``: the IAM policy document that policy files need, and the protocol
+behind it (every element of this package maps its permissions to resources)."""
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from c7n.config import Config
+from c7n.policy import Policy
+from conftest import (
+    ACCOUNT, REGION, api_calls, client, custodian_run, make_cert, make_rest_stage,
+    make_websocket_stage, run_cli)
+from test_conventions import ELEMENTS, IDS, configured
+
+from c7n_apigw_certs import iam
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+POLICIES = sorted((ROOT / "policies").glob("*.yml"))
+GET = "apigateway:GET"
+
+
+def apigw(*paths, partition="aws", region="*"):
+    return ["arn:%s:apigateway:%s::%s" % (partition, region, p) for p in paths]
+
+
+# What the audit reads: certificates, REST APIs and their stages, WebSocket APIs and theirs.
+AUDIT = apigw("/apis", "/apis/*/stages", "/clientcertificates", "/restapis",
+              "/restapis/*/stages")
+
+
+def statement(sid, actions, resources):
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def document(*statements):
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def run_iam(*args, check=True):
+    """The installed command, as a user runs it; stdout must be the document and nothing else."""
+    proc = run_cli("c7n-apigw-certs", ["iam"] + [str(a) for a in args], dict(os.environ),
+                   check=check)
+    if proc.returncode == 0:
+        return json.loads(proc.stdout), proc
+    return None, proc
+
+
+def write_policies(tmp_path, policies, name="policy.yml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"policies": policies}))
+    return path
+
+
+REST_STAGE_EXPIRING = {"name": "stages-expiring", "resource": "aws.rest-stage",
+                       "filters": [{"type": "expiring", "days": 14}]}
+
+
+# -- the documents ----------------------------------------------------------------------------
+def test_expiring_policy_file():
+    doc, proc = run_iam(ROOT / "policies" / "expiring.yml")
+    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT))
+    assert proc.stdout.startswith("{") and proc.stdout.endswith("}\n")
+
+
+def test_unused_policy_file():
+    doc, _ = run_iam(ROOT / "policies" / "unused.yml")
+    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT))
+
+
+def test_rest_stage_with_expiring(tmp_path):
+    """c7n's rest-stage from the fallback table (its listings; tag:GetResources has no
+    resource-level permissions), our filter's certificate listing."""
+    doc, _ = run_iam(write_policies(tmp_path, [REST_STAGE_EXPIRING]))
+    assert doc == document(
+        statement("ApiGatewayGet", [GET],
+                  apigw("/clientcertificates", "/restapis", "/restapis/*/stages")),
+        statement("TagGetResources", ["tag:GetResources"], ["*"]))
+
+
+def test_partition_region_and_account(tmp_path):
+    doc, _ = run_iam(ROOT / "policies" / "expiring.yml", "--partition", "aws-cn",
+                     "--region", "cn-north-1", "--account", "123456789012")
+    assert doc == document(statement(
+        "ApiGatewayGet", [GET], apigw(
+            "/apis", "/apis/*/stages", "/clientcertificates", "/restapis",
+            "/restapis/*/stages", partition="aws-cn", region="cn-north-1")))
+
+
+def test_placeholders_filled_and_statements_grouped():
+    ssm = "arn:${Partition}:ssm:${Region}:${Account}:parameter/trust/*"
+    doc = iam.document({
+        "ssm:PutParameter": [ssm], "ssm:GetParameter": [ssm],
+        GET: [iam.apigateway_arn("/restapis"), iam.apigateway_arn("/clientcertificates")],
+        "apigateway:PATCH": [iam.apigateway_arn("/restapis/*/stages/*")],
+    }, partition="aws-us-gov", region="us-gov-west-1", account="123456789012")
+    assert doc == document(
+        statement("ApiGatewayGet", [GET], apigw(
+            "/clientcertificates", "/restapis", partition="aws-us-gov", region="us-gov-west-1")),
+        statement("ApiGatewayPatch", ["apigateway:PATCH"], apigw(
+            "/restapis/*/stages/*", partition="aws-us-gov", region="us-gov-west-1")),
+        statement("SsmGetParameterPutParameter", ["ssm:GetParameter", "ssm:PutParameter"],
+                  ["arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/trust/*"]))
+
+
+def test_every_resource_is_absorbed_by_a_star():
+    doc = iam.document({GET: [iam.apigateway_arn("/restapis"), "*"]})
+    assert doc["Statement"] == [statement("ApiGatewayGet", [GET], ["*"])]
+
+
+def test_files_are_merged(tmp_path):
+    doc, _ = run_iam(ROOT / "policies" / "expiring.yml", ROOT / "policies" / "unused.yml",
+                     write_policies(tmp_path, [REST_STAGE_EXPIRING]))
+    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT),
+                           statement("TagGetResources", ["tag:GetResources"], ["*"]))
+
+
+def test_filters_inside_or_and_not_count(tmp_path):
+    """c7n's Policy.get_permissions() does not look inside boolean filters; the document does."""
+    doc, _ = run_iam(write_policies(tmp_path, [{
+        "name": "nested", "resource": "aws.rest-stage",
+        "filters": [{"or": [{"not": [{"type": "expiring", "days": 3}]},
+                            {"stageName": "prod"}]}]}]))
+    get, = [s for s in doc["Statement"] if s["Action"] == [GET]]
+    assert get["Resource"] == apigw("/clientcertificates", "/restapis", "/restapis/*/stages")
+
+
+def test_unknown_c7n_element_gets_every_resource(tmp_path):
+    """c7n's own rest-stage ``update`` is not in the table: its action on "*"."""
+    doc, _ = run_iam(write_policies(tmp_path, [dict(REST_STAGE_EXPIRING, actions=[{
+        "type": "update",
+        "patch": [{"op": "replace", "path": "/tracingEnabled", "value": "true"}]}])]))
+    assert statement("ApiGatewayPatchTagGetResources", ["apigateway:PATCH", "tag:GetResources"],
+                     ["*"]) in doc["Statement"]
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
+def test_policy_files_need_exactly_what_c7n_counts(path):
+    """Each action c7n counts for the policy, no other, each with resources, none twice."""
+    doc = iam.policy_document([str(path)])
+    options = Config.empty(region="us-east-1", account_id="123456789012")
+    wanted = set().union(*(Policy(p, options).get_permissions()
+                           for p in yaml.safe_load(path.read_text())["policies"]))
+    actions = [a for s in doc["Statement"] for a in s["Action"]]
+    assert sorted(actions) == sorted(wanted)
+    assert all(s["Resource"] for s in doc["Statement"])
+    assert json.loads(json.dumps(doc)) == doc
+
+
+def test_same_input_same_document(tmp_path):
+    files = [str(ROOT / "policies" / "rotate.yml"), str(write_policies(tmp_path, [
+        REST_STAGE_EXPIRING]))]
+    first = json.dumps(iam.policy_document(files))
+    assert json.dumps(iam.policy_document(list(reversed(files)))) == first
+
+
+# -- errors: stderr names the file and the policy, exit 2, nothing on stdout -----------------
+def assert_refused(proc, *named):
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    for text in named:
+        assert text in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_resource(tmp_path):
+    path = write_policies(tmp_path, [{"name": "nope", "resource": "aws.no-such-thing"}])
+    _, proc = run_iam(path, check=False)
+    assert_refused(proc, str(path), "policy:nope", "unknown resource aws.no-such-thing")
+
+
+def test_invalid_schema(tmp_path):
+    path = write_policies(tmp_path, [{"name": "typo", "resource": "aws.apigw-client-certificate",
+                                      "filters": [{"type": "expiring", "dayz": 3}]}])
+    _, proc = run_iam(path, check=False)
+    assert_refused(proc, str(path), "policy:typo", "dayz")
+
+
+def test_invalid_element_configuration(tmp_path):
+    path = write_policies(tmp_path, [{
+        "name": "bad-template", "resource": "aws.apigw-client-certificate",
+        "actions": [{"type": "rotate", "switch-after-days": 1,
+                     "publish": [{"type": "ssm", "name": "/trust/{nope}"}]}]}])
+    _, proc = run_iam(path, check=False)
+    assert_refused(proc, str(path), "policy:bad-template", "nope")
+
+
+def test_the_bad_file_among_several_is_named(tmp_path):
+    bad = write_policies(tmp_path, [{"name": "p"}], name="bad.yml")
+    _, proc = run_iam(ROOT / "policies" / "expiring.yml", bad, check=False)
+    assert_refused(proc, str(bad))
+    assert "expiring.yml" not in proc.stderr
+
+
+def test_missing_file(tmp_path):
+    _, proc = run_iam(tmp_path / "missing.yml", check=False)
+    assert_refused(proc, str(tmp_path / "missing.yml"))
+
+
+def test_file_that_is_not_yaml(tmp_path):
+    path = tmp_path / "broken.yml"
+    path.write_text("policies: [\n")
+    _, proc = run_iam(path, check=False)
+    assert_refused(proc, str(path))
+
+
+@pytest.mark.parametrize("option", [["--account", "12345"], ["--region", "mars"],
+                                    ["--partition", "azure"]], ids=lambda o: o[0])
+def test_malformed_options(option):
+    _, proc = run_iam(ROOT / "policies" / "expiring.yml", *option, check=False)
+    assert_refused(proc, option[1])
+
+
+# -- helpers ------------------------------------------------------------------------------
+def test_apigateway_arn():
+    assert iam.apigateway_arn("/restapis/*/stages") == \
+        "arn:${Partition}:apigateway:${Region}::/restapis/*/stages"
+
+
+@pytest.mark.parametrize("template,pattern", [
+    ("/apigw/client-certs/{api_id}/{stage_name}", "/apigw/client-certs/*/*"),
+    ("/trust/{region}/{account_id}/{cert_id}", "/trust/${Region}/${Account}/*"),
+    ("apigw/{api_id}{stage_name}.pem", "apigw/*.pem"),
+    ("{old_cert_id}", "*"),
+    ("odd*name?${cert_id}", "odd${*}name${?}${$}*"),
+    ("{{braces}}-{api_id}", "{braces}-*"),
+    ("static", "static"),
+])
+def test_wildcard(template, pattern):
+    assert iam.wildcard(template) == pattern
+
+
+def test_command_does_not_import_c7n_before_it_needs_it():
+    """``c7n-apigw-certs sandbox`` pays nothing for the iam command."""
+    code = "import sys, c7n_apigw_certs.cli; print('c7n' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+# -- the protocol: every element of this package maps exactly its permissions -------------
+PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+
+@pytest.mark.parametrize("name,element", ELEMENTS, ids=IDS)
+def test_element_maps_its_permissions_to_resources(name, element):
+    configured_element = configured(name, element)
+    assert hasattr(configured_element, "iam_resources"), "%s has no iam_resources()" % name
+    resources = configured_element.iam_resources()
+    assert set(resources) == set(configured_element.get_permissions())
+    for action, patterns in resources.items():
+        assert patterns, "%s maps %s to no resource" % (name, action)
+        for pattern in patterns:
+            assert pattern == "*" or pattern.startswith("arn:${Partition}:"), pattern
+            assert set(PLACEHOLDER.findall(pattern)) <= {"Partition", "Region", "Account",
+                                                         "*", "?", "$"}, pattern
+
+
+# -- enough: the real custodian, as a role that has only the document, against the sandbox --
+ROLE = "c7n-apigw-certs-generated"
+BUCKET = "trust-bundles"
+
+
+def assume_role_allowed(document):
+    """A role in the sandbox's IAM whose one policy is ``document``; its ARN for ``--assume``."""
+    iam_client = client("iam")
+    iam_client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": "arn:aws:iam::%s:root" % ACCOUNT}}]}))
+    iam_client.put_role_policy(RoleName=ROLE, PolicyName="generated",
+                               PolicyDocument=json.dumps(document))
+    return "arn:aws:iam::%s:role/%s" % (ACCOUNT, ROLE)
+
+
+def generated(*files):
+    doc, _ = run_iam(*files, "--region", REGION, "--account", ACCOUNT)
+    return doc
+
+
+def test_the_audit_runs_under_the_document(sandbox, tmp_path):
+    cert = make_cert(sandbox, 5)
+    make_rest_stage(cert)
+    make_websocket_stage(cert)
+    role = assume_role_allowed(generated(ROOT / "policies" / "expiring.yml"))
+    found, _ = custodian_run(sandbox, tmp_path, str(ROOT / "policies" / "expiring.yml"),
+                             extra=["--assume", role])
+    assert [(r["clientCertificateId"], len(r["c7n:stages"])) for r in found[REGION]] == \
+        [(cert, 2)]
+    assert api_calls(sandbox, outcome="denied") == {}
+
+
+def test_the_sandbox_refuses_what_the_document_leaves_out(sandbox, tmp_path):
+    """The check above means something: without the WebSocket stages the audit is refused."""
+    cert = make_cert(sandbox, 5)
+    make_websocket_stage(cert)
+    doc = generated(ROOT / "policies" / "expiring.yml")
+    for s in doc["Statement"]:
+        s["Resource"] = [r for r in s["Resource"] if not r.endswith("/apis/*/stages")]
+    custodian_run(sandbox, tmp_path, str(ROOT / "policies" / "expiring.yml"),
+                  extra=["--assume", assume_role_allowed(doc)], check=False)
+    assert api_calls(sandbox, outcome="denied")
+
+
+def test_a_whole_rotation_runs_under_the_document(sandbox, tmp_path):
+    """Successor (created with tags), trust in SSM and S3, switch and redeploy of a REST and a
+    WebSocket stage, retirement: one run, nothing refused."""
+    sandbox.deploy_interval(0)  # what is checked here is IAM, not the deployment rate
+    client("s3").create_bucket(Bucket=BUCKET)
+    old = make_cert(sandbox, 10, tags={"team": "payments"})
+    api = make_rest_stage(old)
+    ws = make_websocket_stage(old)
+    policy = write_policies(tmp_path, [{
+        "name": "rotate", "resource": "aws.apigw-client-certificate",
+        "filters": [{"type": "expiring", "days": 30}],
+        "actions": [{"type": "rotate", "switch-after-days": 0, "delete-after-days": 0,
+                     "redeploy": True, "publish": [
+                         {"type": "ssm", "name": "/trust/{api_id}/{stage_name}"},
+                         {"type": "s3", "bucket": BUCKET, "key": "trust/{region}.pem"}]}]}])
+    role = assume_role_allowed(generated(policy))
+    custodian_run(sandbox, tmp_path, str(policy), extra=["--assume", role])
+    assert api_calls(sandbox, outcome="denied") == {}
+    assert old not in {c["clientCertificateId"] for c in
+                       client("apigateway").get_client_certificates()["items"]}
+    assert client("apigateway").get_stage(restApiId=api, stageName="prod").get(
+        "clientCertificateId") not in (None, old)
+    assert client("apigatewayv2").get_stage(ApiId=ws, StageName="live").get(
+        "ClientCertificateId") not in (None, old)
