@@ -1,17 +1,20 @@
-"""Trust destinations: where a rotation writes the PEM bundle that backends trust.
+"""Trust destinations: where a rotation writes the PEM bundles that backends trust, and which
+certificates each bundle must hold. Pure: the stores (``stores.py``) read and write.
 
-A backend trusts API Gateway by trusting the certificate's PEM (aws-facts.md, fact 2), so the
-successor must be in every backend's bundle before any stage presents it, and the old one must
-stay until no stage presents it. Each destination renders its name from a template; a name that
-depends on a stage (``{api_id}``, ``{stage_name}``) is one location per stage.
+A backend trusts API Gateway by trusting the certificate's PEM (docs/aws-behaviour.md, fact 2),
+so the successor must be in every backend's bundle before any stage presents it, and the old one
+must stay until no stage presents it. Each destination renders its name from a template; a name
+that depends on a stage (``{api_id}``, ``{stage_name}``) is one location per stage.
 
-Every write is read back and compared before the rotation moves on.
+Bundles are merged, never rebuilt: a write keeps every PEM the location already holds (another
+region, another account, another tool may have put it there), adds what the stages behind it
+need, and removes only the PEMs of certificates the run itself retired.
 """
 import string
 
-from botocore.exceptions import ClientError
 from c7n.exceptions import PolicyValidationError
-from c7n.utils import local_session
+
+from .stores import TIERS
 
 FIELDS = {"cert_id", "old_cert_id", "api_id", "stage_name", "region", "account_id"}
 STAGE_FIELDS = {"api_id", "stage_name"}
@@ -24,17 +27,13 @@ DESTINATION_SCHEMA = {
     "properties": {
         "type": {"enum": ["ssm", "s3"]},
         "name": {"type": "string", "minLength": 1},
+        "tier": {"enum": sorted(TIERS)},  # SSM tiers and their sizes: stores.TIERS
         "bucket": {"type": "string", "minLength": 1},
         "key": {"type": "string", "minLength": 1},
     },
 }
 REQUIRED = {"ssm": ("name",), "s3": ("bucket", "key")}
-PERMISSIONS = {"ssm": ("ssm:PutParameter", "ssm:GetParameter"),
-               "s3": ("s3:PutObject", "s3:GetObject")}
-
-
-class PublishError(Exception):
-    """A write that did not read back as written."""
+OPTIONAL = {"ssm": ("tier",), "s3": ()}
 
 
 def template_fields(template):
@@ -55,29 +54,16 @@ def check_template(where, template, known):
 def validate_destinations(destinations, policy_name):
     """The checks a JSON schema cannot say clearly: per-type keys and template fields."""
     for index, dest in enumerate(destinations):
-        where = "policy:%s rotate.publish[%d] (%s)" % (policy_name, index, dest["type"])
-        for key in REQUIRED[dest["type"]]:
+        kind = dest["type"]
+        where = "policy:%s rotate.publish[%d] (%s)" % (policy_name, index, kind)
+        for key in REQUIRED[kind]:
             if key not in dest:
                 raise PolicyValidationError("%s needs '%s'" % (where, key))
-        for key in ("name", "bucket", "key"):
-            if key in dest and key not in REQUIRED[dest["type"]]:
-                raise PolicyValidationError(
-                    "%s does not take '%s' (it takes %s)" % (
-                        where, key, ", ".join(REQUIRED[dest["type"]])))
-            if key in dest:
-                check_template("%s '%s'" % (where, key), dest[key], FIELDS)
-
-
-def permissions(destinations):
-    perms = set()
-    for dest in destinations:
-        perms.update(PERMISSIONS[dest["type"]])
-    return sorted(perms)
-
-
-def bundle(*pems):
-    """One PEM after another, each ending in a newline, in the order given (successor first)."""
-    return "".join(pem.strip() + "\n" for pem in pems)
+        for key in set(dest) - {"type"} - set(REQUIRED[kind]) - set(OPTIONAL[kind]):
+            raise PolicyValidationError("%s does not take '%s' (it takes %s)" % (
+                where, key, ", ".join(REQUIRED[kind] + OPTIONAL[kind])))
+        for key in REQUIRED[kind]:
+            check_template("%s '%s'" % (where, key), dest[key], FIELDS)
 
 
 def dest_fields(dest):
@@ -117,6 +103,9 @@ class Location:
     def __hash__(self):
         return hash((self.type, self.parts))
 
+    def __repr__(self):
+        return "Location(%s)" % self.label
+
 
 def locations(destinations, fields, stages):
     """{Location: [the given stages behind it]}: a template with a stage field renders once per
@@ -130,48 +119,24 @@ def locations(destinations, fields, stages):
     return found
 
 
-class Publisher:
-    """Writes and reads back bundles; one client per service, made on first use."""
+def stages_behind(place, stages, stage_map, fields):
+    """Every stage whose bundle is this place: the given ones, or, for a name that stages of
+    other certificates share, every stage of the region that renders to it."""
+    if not is_shared(place.dest):
+        return stages
+    return [stage for users in stage_map.values() for stage in users
+            if render(place.dest, fields, stage) == place]
 
-    def __init__(self, session_factory, region):
-        self.session = local_session(session_factory)
-        self.region = region
-        self.clients = {}
-        self.verified = {}  # Location -> content read back in this run
 
-    def client(self, service):
-        if service not in self.clients:
-            self.clients[service] = self.session.client(service, region_name=self.region)
-        return self.clients[service]
-
-    def read(self, location):
-        try:
-            if location.type == "ssm":
-                return self.client("ssm").get_parameter(
-                    Name=location.parts[0])["Parameter"]["Value"]
-            body = self.client("s3").get_object(Bucket=location.parts[0], Key=location.parts[1])
-            return body["Body"].read().decode("utf-8")
-        except ClientError as e:
-            if e.response["Error"]["Code"] in ("ParameterNotFound", "NoSuchKey", "404"):
-                return None
-            raise
-
-    def write(self, location, content):
-        """Write, read back, compare. Raises PublishError on a mismatch."""
-        if location.type == "ssm":
-            self.client("ssm").put_parameter(
-                Name=location.parts[0], Value=content, Type="String", Overwrite=True)
-        else:
-            self.client("s3").put_object(
-                Bucket=location.parts[0], Key=location.parts[1], Body=content.encode("utf-8"),
-                ContentType="application/x-pem-file")
-        found = self.read(location)
-        if found != content:
-            raise PublishError("%s did not read back as written" % location.label)
-        self.verified[location] = content
-
-    def current(self, location):
-        """The content as of this run: what this run verified, else a fresh read."""
-        if location not in self.verified:
-            self.verified[location] = self.read(location)
-        return self.verified[location]
+def trusted_ids(stages, listing, successors):
+    """The certificates the given stages may present, in a stable order: each stage's own, its
+    successor once generated (``successors``: {id: successor id}), and its predecessor while
+    that still exists, since a stage may present it until redeployed (facts 11, 31)."""
+    ids = []
+    for stage in sorted(stages, key=lambda s: (s["apiId"], s["stageName"])):
+        cert_id = stage["clientCertificateId"]
+        predecessor = listing.get(cert_id, {}).get("tags", {}).get("c7n:rotation:predecessor")
+        for candidate in (successors.get(cert_id), cert_id, predecessor):
+            if candidate in listing and candidate not in ids:
+                ids.append(candidate)
+    return ids

@@ -1,52 +1,83 @@
-"""Deleting certificates, only when fresh listings say no stage uses them: the ``delete`` action,
-and the helpers ``rotate`` uses for its last step.
+"""Deleting certificates, only when fresh listings say no stage uses them and no rotation needs
+them: the ``Retirer`` that ``rotate`` (its last step, and successors orphaned by a race) and
+``delete`` share, and the ``delete`` action.
 
 Whether ``DeleteClientCertificate`` refuses a certificate that a stage references is not
-documented (aws-facts.md, fact 7), so we never rely on it: every deletion follows a fresh
-listing of every REST and WebSocket stage of the region, made in the same run after all of its
-changes.
+documented (docs/aws-behaviour.md, fact 7), so we never rely on it: every deletion follows a
+fresh listing of every REST and WebSocket stage of the region, made in the same run after all of
+its changes.
 """
-from botocore.exceptions import ClientError
+import datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
 from c7n.actions import BaseAction
+from c7n.exceptions import PolicyExecutionError
 from c7n.utils import local_session, type_schema
+from dateutil.tz import tzutc
 
 from . import usage
+from .bundles import BundleError
+from .plan import PREDECESSOR, StateError, delete_blocker
 from .resource import ClientCertificate
+from .stores import StoreError
 
-
-class ActionFailed(Exception):
-    """Raised at the end of a run that could not handle some certificates, after the others
-    were handled, so ``custodian run`` exits non-zero and a pipeline sees it."""
+# What an AWS call, a store or a state tag can raise for one certificate: caught per
+# certificate, logged with its id, and reported at the end of the run.
+FAILURES = (ClientError, BotoCoreError, StoreError, BundleError, StateError)
 
 
 def stage_labels(stages):
     return ", ".join("stage:%s/%s" % (s["apiId"], s["stageName"]) for s in stages)
 
 
-def still_used(log, cert_id, fresh):
-    """Why not to delete, logged, when the fresh listings show a stage using the certificate."""
-    users = fresh.get(cert_id)
-    if not users:
-        return None
-    reason = "used by %s" % stage_labels(users)
-    log.warning("client-certificate:%s is %s: not deleted", cert_id, reason)
-    return reason
+def error_text(error):
+    if isinstance(error, (StoreError, StateError)):
+        return str(error)
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return "%s: %s" % (err.get("Code"), err.get("Message", ""))
+    return "%s: %s" % (type(error).__name__, error)
 
 
-def delete_certificate(client, retry, cert_id):
-    """Delete; a certificate already gone is not an error (c7n's retry ignores the code and
-    answers None). True if it existed."""
-    return retry(client.delete_client_certificate, clientCertificateId=cert_id,
-                 ignore_err_codes=("NotFoundException",)) is not None
+class Retirer:
+    """Fresh stage listings, then deletions that they allow. One per action run."""
+
+    def __init__(self, manager, client, log):
+        self.manager, self.client, self.log = manager, client, log
+        self.fresh = None
+
+    def refresh(self):
+        """List every stage of the region now; what was listed before is no proof."""
+        self.fresh = usage.stages_by_certificate(
+            self.manager.session_factory, self.manager.config.region)
+        return self.fresh
+
+    def in_use(self, cert_id):
+        """Why not to delete, logged, when the fresh listings show a stage using it."""
+        users = self.fresh.get(cert_id)
+        if not users:
+            return None
+        reason = "used by %s" % stage_labels(users)
+        self.log.warning("client-certificate:%s is %s: not deleted", cert_id, reason)
+        return reason
+
+    def delete(self, cert_id):
+        """Delete; a certificate already gone is not an error (c7n's retry ignores the code and
+        answers None). True if it existed."""
+        return self.manager.retry(
+            self.client.delete_client_certificate, clientCertificateId=cert_id,
+            ignore_err_codes=("NotFoundException",)) is not None
 
 
 @ClientCertificate.action_registry.register("delete")
 class DeleteClientCertificate(BaseAction):
-    """Delete client certificates that no REST or WebSocket stage uses.
+    """Delete client certificates that no REST or WebSocket stage uses and no rotation needs.
 
-    Right before deleting, the stages of the region are listed afresh; a certificate that a
-    stage uses is not deleted, and the stages are logged. Each certificate records the outcome
-    under ``c7n:deleted`` (true, or why not).
+    Right before deleting, the certificates and the stages of the region are listed afresh. A
+    certificate is not deleted, and the reason is logged and recorded under ``c7n:deleted``,
+    when a stage uses it, when it is the successor of a rotation that is unfinished, or when it
+    is the old certificate of a rotation whose stages are not switched (or not deployed) yet or
+    whose ``delete-after-days`` window has not passed. ``c7n:deleted`` is true otherwise.
 
     :example:
 
@@ -67,28 +98,55 @@ class DeleteClientCertificate(BaseAction):
     schema = type_schema("delete")
     permissions = ("apigateway:GET", "apigateway:DELETE")
 
+    def iam_resources(self):
+        from .iam import apigateway_arn
+        return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS],
+                "apigateway:DELETE": [apigateway_arn("/clientcertificates/*")]}
+
     def process(self, resources):
-        region = self.manager.config.region
+        now = datetime.datetime.now(tz=tzutc())
         client = local_session(self.manager.session_factory).client(
-            "apigateway", region_name=region)
-        fresh = usage.stages_by_certificate(self.manager.session_factory, region)
+            "apigateway", region_name=self.manager.config.region)
+        retirer = Retirer(self.manager, client, self.log)
         failures = []
+        try:
+            listing = usage.certificates(client)
+            retirer.refresh()
+        except FAILURES as e:
+            raise PolicyExecutionError("delete: the fresh listings failed, nothing deleted: %s"
+                                       % error_text(e)) from e
         for cert in resources:
             cert_id = cert["clientCertificateId"]
-            reason = still_used(self.log, cert_id, fresh)
-            if reason:
-                cert["c7n:deleted"] = reason
-                continue
             try:
-                existed = delete_certificate(client, self.manager.retry, cert_id)
-            except ClientError as e:
-                cert["c7n:deleted"] = "failed: %s" % e
-                failures.append("client-certificate:%s %s" % (cert_id, e))
-                self.log.error("client-certificate:%s delete failed: %s", cert_id, e)
-                continue
-            cert["c7n:deleted"] = True if existed else "already gone"
-            self.log.info("client-certificate:%s deleted", cert_id)
+                cert["c7n:deleted"] = self.delete_one(retirer, listing, cert_id, now)
+            except FAILURES as e:
+                cert["c7n:deleted"] = "failed: %s" % error_text(e)
+                failures.append("client-certificate:%s %s" % (cert_id, error_text(e)))
+                self.log.error("client-certificate:%s delete failed: %s", cert_id,
+                               error_text(e))
         if failures:
-            raise ActionFailed("delete failed for %d certificate(s): %s" % (
+            raise PolicyExecutionError("delete failed for %d certificate(s): %s" % (
                 len(failures), "; ".join(failures)))
         return resources
+
+    def delete_one(self, retirer, listing, cert_id, now):
+        current = listing.get(cert_id)
+        if current is None:
+            return "already gone"
+        reason = retirer.in_use(cert_id) or self.rotation_blocker(listing, current, retirer, now)
+        if reason:
+            return reason
+        retirer.delete(cert_id)
+        self.log.info("client-certificate:%s deleted", cert_id)
+        return True
+
+    def rotation_blocker(self, listing, cert, retirer, now):
+        tags = cert.get("tags", {})
+        predecessor = listing.get(tags.get(PREDECESSOR))
+        pred_state = None if predecessor is None else (
+            predecessor.get("tags", {}), bool(retirer.fresh.get(tags[PREDECESSOR])))
+        reason = delete_blocker(tags, pred_state, now)
+        if reason:
+            self.log.warning("client-certificate:%s is %s: not deleted",
+                             cert["clientCertificateId"], reason)
+        return reason

@@ -1,66 +1,69 @@
-"""The ``rotate`` action: successor, publish trust, switch, retire; staged across runs.
+"""The ``rotate`` action: successor, publish trust, switch, (deploy,) retire; staged across runs.
 
-The order is the developer guide's ("Rotate an Expiring Client Certificate"; aws-facts.md,
-facts 1-2): a new certificate, trusted by every backend before any stage presents it, then the
-stages switched, then the old certificate dropped from trust and deleted once nothing uses it.
+The order is the developer guide's ("Rotate an Expiring Client Certificate";
+docs/aws-behaviour.md, facts 1-2): a new certificate, trusted by every backend before any stage
+presents it, then the stages switched, then the old certificate dropped from trust and deleted
+once nothing uses it. ``plan.py`` decides each certificate's next step from its tags and the
+listings; the executors here carry the steps out, each re-checking fresh state right before it
+changes anything:
 
-State lives in tags on the certificates themselves (fact 4: tags on the certificate's ARN), so
-reruns, ``c7n-org`` workers and other machines converge and nothing local can be lost:
+- ``Successors``: exactly one successor per certificate, even when two runs race.
+- ``Trust``: merged writes to the stores (``stores.py``), sizes checked before any write.
+- ``Switcher``: stages switched (and deployed) through one adapter per protocol (``stages.py``).
+- ``retire.Retirer``: deletion only after fresh listings of every stage.
 
-- on the successor, set in the very call that creates it: ``c7n:rotation:predecessor``. A run
-  that dies right after ``GenerateClientCertificate`` leaves a successor that the next run finds,
-  so there is at most one successor per certificate.
-- on the old certificate: ``c7n:rotation:successor``, ``c7n:rotation:published-at`` (when its
-  trust was written and read back) and ``c7n:rotation:switched-at`` (when a stage last moved),
-  written in one ``TagResource`` call when the run is done with that certificate (or stopped by
-  a failure). A run that dies before that call repeats only idempotent work: it finds the
-  successor by its tag, rewrites the same bundles, and finds switched stages switched.
+Every failure stays with its certificate: the others go on, the state already reached is
+written to the certificate's tags, ``action-rotate`` is written, and the run ends with c7n's
+``PolicyExecutionError`` listing every failure.
 """
 import datetime
 
 from botocore.config import Config
-from botocore.exceptions import ClientError
 from c7n.actions import BaseAction
+from c7n.exceptions import PolicyExecutionError
 from c7n.utils import dumps, local_session, type_schema
-from dateutil.parser import isoparse
 from dateutil.tz import tzutc
 
-from . import usage
+from . import bundles, plan, stages, usage
+from .plan import (
+    DEPLOYED, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, UNDEPLOYED,
+    Options, stamp)
 from .publish import (
-    DESTINATION_SCHEMA, PublishError, Publisher, bundle, check_template, is_shared, locations,
-    permissions, render, validate_destinations)
+    DESTINATION_SCHEMA, check_template, locations, stages_behind, trusted_ids,
+    validate_destinations)
 from .resource import ClientCertificate, certificate_arn
-from .retire import ActionFailed, delete_certificate, still_used
+from .retire import FAILURES, Retirer, error_text, stage_labels
+from .stores import STORES, Stores
 
-PREFIX = "c7n:rotation:"
-PREDECESSOR = PREFIX + "predecessor"
-SUCCESSOR = PREFIX + "successor"
-PUBLISHED = PREFIX + "published-at"
-SWITCHED = PREFIX + "switched-at"
 RECORD = "c7n:rotation"
 DESCRIPTION_FIELDS = {"old_cert_id", "region", "account_id"}
 DEFAULT_DESCRIPTION = "Rotated from {old_cert_id} by c7n-apigw-certs"
+MAX_TAGS = 50          # tags on one API Gateway resource (fact 35)
+TAG_VALUE_LENGTH = 256
+MAX_STEPS = 8          # a certificate takes at most this many steps in one run
 
 
-class StepFailed(Exception):
-    def __init__(self, step, detail):
-        super().__init__("%s: %s" % (step, detail))
-        self.step = step
+class QuotaFull(Exception):
+    """``LimitExceededException`` from ``GenerateClientCertificate`` (fact 5)."""
 
 
-def stamp(when):
-    return when.astimezone(tzutc()).strftime("%Y-%m-%dT%H:%M:%SZ")
+class Failed(Exception):
+    """A step that could not be done, with what it was doing."""
 
 
-def tag_time(cert, key):
-    """A time this action wrote into a tag; a value someone else wrote stops the rotation of
-    that certificate rather than guessing a gate."""
-    value = cert.get("tags", {}).get(key)
-    try:
-        when = isoparse(value)
-    except (TypeError, ValueError) as e:
-        raise StepFailed("state", "tag %s is %r, not a time (%s)" % (key, value, e)) from e
-    return when if when.tzinfo else when.replace(tzinfo=tzutc())
+def copied_tags(tags, log, old_id):
+    """The old certificate's tags that a successor may carry: no reserved ``aws:`` key (API
+    Gateway refuses them from callers, and CloudFormation sets them on what it creates: fact 35),
+    no rotation state; within the 50-tag limit with the predecessor tag."""
+    keep = {k: v for k, v in sorted(tags.items())
+            if not k.lower().startswith("aws:") and not k.startswith(plan.PREFIX)}
+    if len(keep) >= MAX_TAGS:
+        dropped = sorted(keep)[MAX_TAGS - 1:]
+        log.warning("client-certificate:%s has more tags than a successor can carry with its "
+                    "link: not copied: %s", old_id, ", ".join(dropped))
+        keep = {k: keep[k] for k in sorted(keep)[:MAX_TAGS - 1]}
+    keep[PREDECESSOR] = old_id
+    return keep
 
 
 @ClientCertificate.action_registry.register("rotate")
@@ -68,33 +71,36 @@ class RotateClientCertificate(BaseAction):
     """Rotate client certificates in the safe order, as far as each run's time gates allow.
 
     Each run moves every matched certificate along: (1) generate exactly one successor (the old
-    certificate's tags copied, both linked by tags); (2) write a PEM bundle of the successor and
-    the old certificate to every ``publish`` destination and read it back; (3) once
-    ``switch-after-days`` have passed since then, switch every REST and WebSocket stage that
-    still uses the old certificate, re-reading each stage and its trust bundle right before;
-    (4) if ``delete-after-days`` is set, once that many days have passed since the last switch
-    and fresh listings show no stage uses it, drop the old certificate from the bundles and
-    delete it. Without ``delete-after-days`` nothing is deleted.
+    certificate's tags copied, except ``aws:`` keys; both linked by tags); (2) merge the
+    successor's PEM into every ``publish`` destination of every stage on the old certificate
+    (a bundle keeps every PEM it holds; sizes are checked first) and read it back; (3) once
+    ``switch-after-days`` have passed, switch every REST and WebSocket stage still on the old
+    certificate, re-reading each stage and its bundles right before; with ``redeploy: true``,
+    deploy each switched stage (paced to API Gateway's 1 deployment every 5 seconds); (4) if
+    ``delete-after-days`` is set, once that many days have passed since the last switch (and
+    every switched stage is deployed, with ``redeploy``) and fresh listings show no stage uses
+    it, drop the old certificate from the bundles and delete it. Without ``delete-after-days``
+    the old certificate is never deleted.
 
     ``switch-after-days: 0`` switches in the same run that publishes: safe only when backends
-    read their trust store on every connection (or reload it before the next call). Otherwise
-    give them the days they need to pick up the new bundle.
+    read their trust store on every connection. A stage that appears after publication gets
+    its trust then and switches ``switch-after-days`` later; the others do not wait for it.
 
     Whether a changed certificate is presented before the stage is redeployed is not settled
-    (aws-facts.md, fact 11). ``redeploy: true`` redeploys each switched stage (it also deploys
-    any undeployed change of that API) and drops the old certificate from the bundles in the
-    same run; with ``redeploy: false`` (the default) the old certificate stays in the bundles
-    until it is deleted, so a stage that still presents it is still trusted.
+    (docs/aws-behaviour.md, facts 11 and 31). The old certificate stays in the bundles until it
+    is deleted either way; with ``redeploy: true`` a stage whose deployment failed is recorded
+    (tag ``c7n:rotation:undeployed``), deployed by a later run, and its old certificate is not
+    deleted before.
 
-    Template fields, in ``name``, ``key`` and ``description``: ``{cert_id}`` (the successor),
-    ``{old_cert_id}``, ``{api_id}``, ``{stage_name}``, ``{region}``, ``{account_id}`` (the
-    description knows no successor or stage yet). A name with ``{api_id}`` or ``{stage_name}``
-    is written once for each stage that uses the old certificate.
+    Destinations: ``ssm`` (``name``; ``tier``: ``Standard`` (default, 4 KB), ``Advanced``
+    (8 KB) or ``Intelligent-Tiering``) and ``s3`` (``bucket``, ``key``). Template fields:
+    ``{cert_id}`` (the successor), ``{old_cert_id}``, ``{api_id}``, ``{stage_name}``,
+    ``{region}``, ``{account_id}``; ``description`` knows ``{old_cert_id}``, ``{region}``,
+    ``{account_id}``. A name with ``{api_id}`` or ``{stage_name}`` is one bundle per stage.
 
-    A certificate no stage uses is not rotated (nothing to protect); see ``delete``. Each
-    certificate records what the run did under ``c7n:rotation`` (in ``action-rotate``); any
-    failure is logged with the certificate and stage, the other certificates go on, and the run
-    ends with an error listing the failures.
+    A certificate no stage uses is not rotated; see ``delete``. Each certificate records what
+    the run did under ``c7n:rotation`` (in ``action-rotate``); a failure stays with its
+    certificate and the run ends with an error listing every failure.
 
     :example:
 
@@ -130,11 +136,32 @@ class RotateClientCertificate(BaseAction):
             "redeploy": {"type": "boolean"},
         })
 
+    def iam_resources(self):
+        """Each IAM action with the resources it is used on (fact 39). DELETE is needed even
+        without ``delete-after-days``: a run that loses a race deletes its own successor."""
+        from .iam import apigateway_arn
+        paths = {
+            "apigateway:GET": usage.LISTING_PATHS,
+            "apigateway:POST": ("/clientcertificates",),
+            "apigateway:PUT": ("/tags/*",),
+            # TagResource is listed under PATCH, POST and PUT; a test against AWS found PATCH on
+            # the tagged certificate needed (fact 40; iann0036/iam-dataset#39).
+            "apigateway:PATCH": ("/clientcertificates/*",),
+            "apigateway:DELETE": ("/clientcertificates/*",),
+        }
+        for adapter in stages.ADAPTERS:
+            for action, found in adapter.paths.items():
+                if action != "apigateway:POST" or self.data.get("redeploy"):
+                    paths[action] = tuple(paths.get(action, ())) + found
+        out = {action: [apigateway_arn(p) for p in found] for action, found in paths.items()}
+        for dest in self.data.get("publish", ()):
+            for action, arns in STORES[dest["type"]].iam_resources(dest).items():
+                out.setdefault(action, [])
+                out[action] += [arn for arn in arns if arn not in out[action]]
+        return out
+
     def get_permissions(self):
-        perms = {"apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH"}
-        if "delete-after-days" in self.data:
-            perms.add("apigateway:DELETE")
-        return sorted(perms) + permissions(self.data.get("publish", ()))
+        return sorted(self.iam_resources())
 
     def validate(self):
         name = self.manager.data.get("name") if self.manager else "?"
@@ -143,311 +170,490 @@ class RotateClientCertificate(BaseAction):
                        self.data.get("description", DEFAULT_DESCRIPTION), DESCRIPTION_FIELDS)
         return self
 
-    # -- the run --------------------------------------------------------------------------
     def process(self, resources):
+        run = Rotation(self, resources)
+        try:
+            run.execute()
+        finally:  # what was done is written even if something unforeseen stopped the run
+            self.manager.ctx.output.write_file("action-rotate", dumps(
+                [{k: c.get(k) for k in ("clientCertificateId", RECORD)} for c in resources],
+                indent=2))
+        if run.failures:
+            raise PolicyExecutionError("rotate failed for %d certificate(s): %s" % (
+                len(run.failures), "; ".join(run.failures)))
+        return resources
+
+
+class Rotation:
+    """One run of the action in one region: the listings, the pending tags, the failures."""
+
+    def __init__(self, action, resources):
+        self.action, self.log, self.manager = action, action.log, action.manager
+        self.resources = resources
         self.now = datetime.datetime.now(tz=tzutc())
+        data = action.data
+        self.options = Options(data["switch-after-days"], data.get("delete-after-days"),
+                               bool(data.get("redeploy")))
         region = self.manager.config.region
         session = local_session(self.manager.session_factory)
         self.apigw = session.client("apigateway", region_name=region)
-        # botocore's retry takes LimitExceededException (the quota of 60) for throttling and
-        # backs off for seconds on each: generate without it, so a full quota shows at once.
-        # c7n's retry still backs off on TooManyRequestsException.
-        self.generator = session.client("apigateway", region_name=region,
-                                        config=Config(retries={"total_max_attempts": 1}))
-        self.v2 = session.client("apigatewayv2", region_name=region)
-        self.publisher = Publisher(self.manager.session_factory, region)
         self.fields = {"region": region, "account_id": self.manager.config.account_id or ""}
-        self.listing = self.list_certificates()
-        # Who uses what, region-wide: the listing this run's resource query made (the same
-        # stage objects as each certificate's c7n:stages), else a fresh one.
-        self.stage_map = getattr(self.manager, "stages_by_certificate", None)
-        if self.stage_map is None:
-            self.stage_map = usage.stages_by_certificate(self.manager.session_factory, region)
+        self.stores = Stores(self.manager.session_factory, region, self.manager.retry)
+        self.trust = Trust(self)
+        self.successors = Successors(self, session.client(
+            # botocore's retry takes LimitExceededException (the quota) for throttling and backs
+            # off for seconds: generate without it. c7n's retry still backs off on 429s.
+            "apigateway", region_name=region, config=Config(retries={"total_max_attempts": 1})))
+        self.switcher = Switcher(self, stages.adapters(session, region, self.manager.retry))
+        self.retirement = Retirement(self)
         self.pending, self.due, self.failures = {}, [], []
-        for cert in resources:
-            record = cert[RECORD] = {}
-            cert_id = cert["clientCertificateId"]
-            successor = None
-            try:
-                successor = self.advance(cert, record)
-            except StepFailed as e:
-                self.failed(cert_id, record, e)
-            try:  # what was done is recorded even when a later step failed
-                self.flush(cert_id)
-            except StepFailed as e:
-                successor = None
-                self.failed(cert_id, record, e)
-            if successor is not None:
-                self.due.append((cert, successor))
-        self.retire_due()
-        self.manager.ctx.output.write_file("action-rotate", dumps(
-            [{k: c.get(k) for k in ("clientCertificateId", RECORD)} for c in resources],
-            indent=2))
-        if self.failures:
-            raise ActionFailed("rotate failed for %d certificate(s): %s" % (
-                len(self.failures), "; ".join(self.failures)))
-        return resources
+        self.listing, self.stage_map = {}, {}
 
-    def failed(self, cert_id, record, error):
-        record.setdefault("errors", []).append(str(error))
-        self.failures.append("client-certificate:%s %s" % (cert_id, error))
-        self.log.error("client-certificate:%s rotation failed at %s", cert_id, error)
-
-    def list_certificates(self):
-        """One fresh listing per run: successors and tags as they are now, not as filtered."""
-        return {c["clientCertificateId"]: c
-                for page in usage.pages(self.apigw, "get_client_certificates",
-                                        limit=usage.PAGE_SIZE)
-                for c in page.get("items", ())}
-
-    def call(self, step, fn, **kw):
+    # -- the run ------------------------------------------------------------------------
+    def execute(self):
+        for cert in self.resources:
+            cert[RECORD] = {}
         try:
-            return self.manager.retry(fn, **kw)
-        except ClientError as e:
-            raise StepFailed(step, "%s: %s" % (e.response["Error"]["Code"],
-                                               e.response["Error"].get("Message", ""))) from e
+            self.listing = usage.certificates(self.apigw)
+            # Who uses what: the listing this run's query made seconds ago (each change is
+            # re-checked against fresh state before it is made), else a fresh one.
+            self.stage_map = getattr(self.manager, "stages_by_certificate", None) or \
+                usage.stages_by_certificate(self.manager.session_factory,
+                                            self.manager.config.region)
+        except FAILURES as e:
+            for cert in self.resources:
+                self.failed(cert, Failed("listing: %s" % error_text(e)))
+            return
+        queue = list(self.resources)
+        while queue:
+            wave, queue = self.successors.wave(queue)
+            for cert in wave:
+                self.advance(cert)
+            deleted = self.retirement.retire_due()
+            if queue and not deleted:
+                for cert in queue:  # no room was made: the quota is the limit
+                    self.failed(cert, Failed(
+                        "generate: LimitExceededException: the region's quota of client "
+                        "certificates is reached (%d exist; 60 by default)" % len(self.listing)))
+                break
+
+    def failed(self, cert, error):
+        cert_id, record = cert["clientCertificateId"], cert[RECORD]
+        text = str(error) if isinstance(error, Failed) else error_text(error)
+        record.setdefault("errors", []).append(text)
+        self.failures.append("client-certificate:%s %s" % (cert_id, text))
+        self.log.error("client-certificate:%s rotation failed: %s", cert_id, text)
 
     def mark(self, cert_id, tags):
-        """Note state on the old certificate; ``flush`` writes it in one call when the run is
-        done with that certificate, or stopped by a failure."""
+        """Note state on a certificate; ``flush`` writes it in one call when the run is done
+        with that certificate, or stopped by a failure."""
         self.listing[cert_id].setdefault("tags", {}).update(tags)
         self.pending.setdefault(cert_id, {}).update(tags)
 
-    def flush(self, cert_id):
-        tags = self.pending.pop(cert_id, None)
-        if tags:
-            self.call("tag", self.apigw.tag_resource,
-                      resourceArn=certificate_arn(self.manager.config.region, cert_id),
-                      tags=tags)
+    def flush(self, cert):
+        tags = self.pending.pop(cert["clientCertificateId"], None)
+        if not tags:
+            return
+        try:
+            self.manager.retry(self.apigw.tag_resource, resourceArn=certificate_arn(
+                self.manager.config.region, cert["clientCertificateId"]), tags=tags)
+        except FAILURES as e:
+            self.failed(cert, Failed("tag: %s" % error_text(e)))
 
-    def advance(self, cert, record):
-        """Move one certificate as far as its gates allow; its successor when it is due to
-        retire, else None."""
+    def advance(self, cert):
+        """Move one certificate as far as its gates allow, then write its state."""
+        record = cert[RECORD]
+        try:
+            self.steps(cert, record)
+        except (Failed,) + FAILURES as e:
+            self.failed(cert, e)
+        finally:
+            self.flush(cert)
+        if record.get("errors"):  # a certificate that failed is never retired in that run
+            self.due = [(c, n) for c, n in self.due if c is not cert]
+
+    def steps(self, cert, record):
         old_id = cert["clientCertificateId"]
-        old = self.listing.get(old_id)
-        if old is None:
-            record["skipped"] = "vanished"
-            self.log.info("client-certificate:%s no longer exists: skipped", old_id)
-            return None
-        predecessor = old.get("tags", {}).get(PREDECESSOR)
+        for _ in range(MAX_STEPS):
+            old = self.listing.get(old_id)
+            if old is None:
+                record["skipped"] = "vanished"
+                return
+            new_id = self.successors.chosen.get(old_id)
+            step = plan.next_step(old.get("tags", {}), new_id, len(self.stage_map.get(old_id, ())),
+                                  self.now, self.options, self.rotating_predecessor(old))
+            if step.name in (plan.SKIP, plan.GENERATE):  # GENERATE here: deferred by a race
+                record.setdefault("skipped", step.reason or "successor deferred")
+                return
+            if step.name == plan.WAIT:
+                record["waiting"] = step.reason
+                return
+            if step.name == plan.DONE:
+                return
+            if step.name == plan.RETIRE:
+                self.due.append((cert, new_id))
+                return
+            executor = {plan.PUBLISH: self.trust.step, plan.SWITCH: self.switcher.step,
+                        plan.DEPLOY: self.switcher.deploy_step}[step.name]
+            executor(old_id, new_id, record)
+        raise Failed("state: no progress after %d steps" % MAX_STEPS)
+
+    def rotating_predecessor(self, cert):
+        predecessor = cert.get("tags", {}).get(PREDECESSOR)
         if predecessor in self.listing and self.stage_map.get(predecessor):
-            # Its own rotation is still moving stages onto it; once they all use it, it is a
-            # certificate like any other (and is rotated in turn before it expires).
-            record["skipped"] = "successor of %s, whose rotation is under way" % predecessor
-            return None
-        stages = self.stage_map.get(old_id, [])
-        successor = self.find_successor(old)
-        if successor is None and not stages:
-            record["skipped"] = "used by no stage"
-            self.log.info("client-certificate:%s is used by no stage: not rotated "
-                          "(the delete action removes unused certificates)", old_id)
-            return None
-        if successor is None:
-            successor = self.generate(old)
-        elif old.get("tags", {}).get(SUCCESSOR) != successor["clientCertificateId"]:
-            self.mark(old_id, {SUCCESSOR: successor["clientCertificateId"]})  # a run died here
-        new_id = successor["clientCertificateId"]
-        record["successor"] = new_id
+            return predecessor
+        return None
+
+    def places(self, old_id, new_id, stage_list):
         fields = dict(self.fields, cert_id=new_id, old_cert_id=old_id)
-        places = locations(self.data["publish"], fields, stages)
+        return locations(self.action.data["publish"], fields, stage_list), fields
 
-        if PUBLISHED not in old.get("tags", {}):
-            record["published"] = self.publish(old_id, places)
-            self.mark(old_id, {PUBLISHED: stamp(self.now)})
-        switch_at = tag_time(old, PUBLISHED) + datetime.timedelta(
-            days=self.data["switch-after-days"])
-        if self.now < switch_at:
-            record["waiting"] = "switch at %s" % stamp(switch_at)
-            return None
+    def switched(self, old_id):
+        """A stage moved (or none needed to): the clock of the delete window starts again."""
+        tags = {SWITCHED: stamp(self.now)}
+        if self.options.delete_after is not None:
+            tags[RETIRE_AFTER] = stamp(self.now + plan.days(self.options.delete_after))
+        self.mark(old_id, tags)
 
-        switched, late = self.switch(old_id, successor, list(stages), places, record)
-        # A switch now, or none needed: its stages had all moved away on their own.
-        if switched or (SWITCHED not in old.get("tags", {}) and not late):
-            self.mark(old_id, {SWITCHED: stamp(self.now)})
-        if late:
-            record["waiting"] = "trust published late for %s" % ", ".join(late)
-            return None
-        if switched and self.data.get("redeploy"):  # the stages present it: stop trusting old
-            record["republished"] = self.publish(old_id, places)
-        if "delete-after-days" not in self.data:
-            return None
-        delete_at = tag_time(old, SWITCHED) + datetime.timedelta(
-            days=self.data["delete-after-days"])
-        if self.now < delete_at:
-            record["waiting"] = "delete at %s" % stamp(delete_at)
-            return None
-        return successor
 
-    def successors(self, cert_id):
-        """Certificates created as successors of this one, oldest first."""
-        return sorted((c for c in self.listing.values()
-                       if c.get("tags", {}).get(PREDECESSOR) == cert_id),
+class Retirement:
+    """The last step, for the certificates that are due and the successors orphaned by a race:
+    after fresh listings of every stage, out of trust, then deleted (``retire.Retirer``)."""
+
+    def __init__(self, run):
+        self.run, self.log = run, run.log
+        self.retirer = Retirer(run.manager, run.apigw, run.log)
+
+    def retire_due(self):
+        """Runs after each wave. True if a certificate was deleted (room under the quota)."""
+        run = self.run
+        due, run.due = run.due, []
+        orphans, run.successors.orphans = run.successors.orphans, []
+        if not due and not orphans:
+            return False
+        try:
+            fresh = run.stage_map = self.retirer.refresh()
+        except FAILURES as e:
+            for cert, _ in due:
+                run.failed(cert, Failed("retire: fresh stage listing: %s" % error_text(e)))
+            return False
+        deleted = False
+        for cert, new_id in due:
+            deleted = self.retire(cert, new_id, fresh) or deleted
+        for orphan_id, cert in orphans:
+            deleted = self.delete_orphan(orphan_id, cert) or deleted
+        return deleted
+
+    def retire(self, cert, new_id, fresh):
+        run, old_id, record = self.run, cert["clientCertificateId"], cert[RECORD]
+        reason = self.retirer.in_use(old_id)
+        if reason:
+            record["not-deleted"] = reason
+            return False
+        try:  # nothing presents it any more: stop trusting it, then delete it
+            places, _ = run.places(old_id, new_id, fresh.get(new_id, []))
+            record["unpublished"] = run.trust.remove(
+                places, run.listing[old_id]["pemEncodedCertificate"])
+            self.retirer.delete(old_id)
+        except (Failed,) + FAILURES as e:
+            run.failed(cert, e)
+            return False
+        record["deleted"] = True
+        run.listing.pop(old_id, None)
+        self.log.info("client-certificate:%s deleted; its stages use client-certificate:%s",
+                      old_id, new_id)
+        return True
+
+    def delete_orphan(self, orphan_id, cert):
+        """A successor this run made and lost a race with, or an unused extra one."""
+        record = cert[RECORD]
+        if self.retirer.in_use(orphan_id):
+            record.setdefault("orphans-kept", []).append(orphan_id)
+            return False
+        try:
+            self.retirer.delete(orphan_id)
+        except FAILURES as e:
+            self.run.failed(cert, Failed("delete orphaned successor %s: %s"
+                                         % (orphan_id, error_text(e))))
+            return False
+        record.setdefault("orphans-deleted", []).append(orphan_id)
+        self.run.listing.pop(orphan_id, None)
+        self.log.info("client-certificate:%s orphaned successor client-certificate:%s deleted",
+                      cert["clientCertificateId"], orphan_id)
+        return True
+
+
+class Successors:
+    """Exactly one successor per certificate. The successor is created with its predecessor
+    tag in the same call, so a rerun finds it. Two runs at the same moment can each create one:
+    after a wave of creations one listing shows every successor; a run keeps its own only if it
+    is strictly the oldest, otherwise it deletes it (after the fresh stage listing of the retire
+    phase shows nothing uses it) and leaves the certificate to the winner or the next run."""
+
+    def __init__(self, run, generator):
+        self.run, self.generator, self.log = run, generator, run.log
+        self.chosen = {}    # old id -> the successor this run goes on with
+        self.orphans = []   # (successor id, old certificate) to delete once unused
+
+    def of(self, old_id):
+        """Successors of a certificate in the listing, oldest first."""
+        return sorted((c for c in self.run.listing.values()
+                       if c.get("tags", {}).get(PREDECESSOR) == old_id),
                       key=lambda c: (c["createdDate"], c["clientCertificateId"]))
 
-    def find_successor(self, old):
-        old_id = old["clientCertificateId"]
-        found = self.successors(old_id)
-        if len(found) > 1:
-            self.log.warning("client-certificate:%s has %d successors (%s): using %s",
-                             old_id, len(found), ", ".join(c["clientCertificateId"] for c in found),
-                             found[0]["clientCertificateId"])
-        return found[0] if found else None
-
-    def generate(self, old):
-        old_id = old["clientCertificateId"]
-        tags = {k: v for k, v in old.get("tags", {}).items() if not k.startswith(PREFIX)}
-        tags[PREDECESSOR] = old_id
-        description = self.data.get("description", DEFAULT_DESCRIPTION).format(
-            old_cert_id=old_id, **self.fields)
-        try:
-            made = self.manager.retry(self.generator.generate_client_certificate,
-                                      description=description, tags=tags)
-        except ClientError as e:
-            code = e.response["Error"]["Code"]
-            if code == "LimitExceededException" and self.retire_due():
-                return self.generate(old)  # the quota counts successors: room was made
-            if code == "LimitExceededException":
-                raise StepFailed("generate", "LimitExceededException: the region's quota of "
-                                 "client certificates is reached (%d exist; 60 by default)"
-                                 % len(self.listing)) from e
-            raise StepFailed(
-                "generate", "%s: %s" % (code, e.response["Error"].get("Message"))) from e
-        made.pop("ResponseMetadata", None)
-        self.listing[made["clientCertificateId"]] = made
-        self.log.info("client-certificate:%s successor client-certificate:%s generated",
-                      old_id, made["clientCertificateId"])
-        self.mark(old_id, {SUCCESSOR: made["clientCertificateId"]})
-        return made
-
-    def stages_behind(self, place, stages):
-        """Every stage whose bundle is this place: the given ones, or, for a name that stages
-        of other certificates share, every stage of the region that renders to it."""
-        if not is_shared(place.dest):
-            return stages
-        return [stage for users in self.stage_map.values() for stage in users
-                if render(place.dest, self.fields, stage) == place]
-
-    def bundle_for(self, place, stages, exclude=()):
-        """The PEMs of every certificate the stages behind a place may present: each one's
-        certificate, its successor once generated, and (unless ``redeploy``) its predecessor
-        while that still exists, since the stage may still present it (fact 11)."""
-        ids = []
-        for stage in sorted(self.stages_behind(place, stages),
-                            key=lambda s: (s["apiId"], s["stageName"])):
-            cert_id = stage["clientCertificateId"]
-            predecessor = self.listing.get(cert_id, {}).get("tags", {}).get(PREDECESSOR)
-            successor = next(iter(self.successors(cert_id)), {}).get("clientCertificateId")
-            for candidate in (successor, cert_id,
-                              None if self.data.get("redeploy") else predecessor):
-                if candidate in self.listing and candidate not in exclude \
-                        and candidate not in ids:
-                    ids.append(candidate)
-        return bundle(*(self.listing[i]["pemEncodedCertificate"] for i in ids))
-
-    def publish(self, old_id, places, exclude=()):
-        labels = []
-        for place, stages in places.items():
+    def wave(self, queue):
+        """Find or generate the successors of as many queued certificates as the quota allows:
+        (those ready to advance, those that wait for room)."""
+        ready, waiting, made = [], [], []
+        for cert in queue:
+            old_id = cert["clientCertificateId"]
             try:
-                self.publisher.write(place, self.bundle_for(place, stages, exclude))
-            except (ClientError, PublishError) as e:
-                raise StepFailed("publish", "%s: %s" % (place.label, e)) from e
-            labels.append(place.label)
-        self.log.info("client-certificate:%s trust published to %s", old_id, ", ".join(labels))
+                if old_id not in self.chosen and self.find(cert) is None \
+                        and self.needs_one(cert):
+                    if waiting:  # the quota is full: no call can succeed before a retire
+                        waiting.append(cert)
+                        continue
+                    made.append((cert, self.generate(cert)))
+            except QuotaFull:
+                waiting.append(cert)
+                continue
+            except (Failed,) + FAILURES as e:
+                self.run.failed(cert, e)
+                self.run.flush(cert)
+                continue
+            ready.append(cert)
+        if made:
+            ready = self.settle_races(ready, made)
+        return ready, waiting
+
+    def needs_one(self, cert):
+        old = self.run.listing.get(cert["clientCertificateId"])
+        if old is None:
+            return False
+        step = plan.next_step(old.get("tags", {}), None,
+                              len(self.run.stage_map.get(old["clientCertificateId"], ())),
+                              self.run.now, self.run.options, self.run.rotating_predecessor(old))
+        return step.name == plan.GENERATE
+
+    def find(self, cert):
+        """The successor to go on with among those that exist: the one stages use if exactly
+        one is used, else the oldest. Unused others are orphans."""
+        old_id = cert["clientCertificateId"]
+        found = self.of(old_id)
+        if not found:
+            return None
+        used = [c for c in found if self.run.stage_map.get(c["clientCertificateId"])]
+        chosen = used[0] if len(used) == 1 else found[0]
+        for extra in found:
+            if extra is chosen:
+                continue
+            if self.run.stage_map.get(extra["clientCertificateId"]):
+                self.log.warning("client-certificate:%s has another successor %s that stages "
+                                 "use: kept", old_id, extra["clientCertificateId"])
+            else:
+                self.orphans.append((extra["clientCertificateId"], cert))
+        new_id = self.chosen[old_id] = chosen["clientCertificateId"]
+        cert[RECORD]["successor"] = new_id
+        if self.run.listing[old_id].get("tags", {}).get(SUCCESSOR) != new_id:
+            self.run.mark(old_id, {SUCCESSOR: new_id})
+        return new_id
+
+    def generate(self, cert):
+        old_id = cert["clientCertificateId"]
+        old = self.run.listing[old_id]
+        description = self.run.action.data.get("description", DEFAULT_DESCRIPTION).format(
+            old_cert_id=old_id, **self.run.fields)
+        try:
+            made = self.run.manager.retry(
+                self.generator.generate_client_certificate, description=description,
+                tags=copied_tags(old.get("tags", {}), self.log, old_id))
+        except FAILURES as e:
+            if getattr(e, "response", {}).get("Error", {}).get("Code") == \
+                    "LimitExceededException":
+                raise QuotaFull() from e
+            raise Failed("generate: %s" % error_text(e)) from e
+        made.pop("ResponseMetadata", None)
+        new_id = made["clientCertificateId"]
+        self.run.listing[new_id] = made
+        self.chosen[old_id] = new_id
+        cert[RECORD]["successor"] = new_id
+        self.run.mark(old_id, {SUCCESSOR: new_id})
+        self.log.info("client-certificate:%s successor client-certificate:%s generated",
+                      old_id, new_id)
+        return new_id
+
+    def settle_races(self, ready, made):
+        """One fresh listing after the wave's creations: a successor another run made at the
+        same moment shows now. Ours stays only if strictly older than every other."""
+        try:
+            fresh = usage.certificates(self.run.apigw)
+        except FAILURES as e:
+            lost = {cert["clientCertificateId"] for cert, _ in made}
+            for cert, _ in made:
+                self.run.failed(cert, Failed("check for a concurrent rotation: %s"
+                                             % error_text(e)))
+                self.run.flush(cert)
+            return [c for c in ready if c["clientCertificateId"] not in lost]
+        for cert_id, tags in self.run.pending.items():  # ours, not yet written
+            fresh.get(cert_id, {}).setdefault("tags", {}).update(tags)
+        self.run.listing = fresh
+        deferred = set()
+        for cert, new_id in made:
+            old_id = cert["clientCertificateId"]
+            ours = fresh.get(new_id)
+            rivals = [c for c in self.of(old_id) if c["clientCertificateId"] != new_id]
+            if ours is None or any(c["createdDate"] <= ours["createdDate"] for c in rivals):
+                deferred.add(old_id)
+                self.orphans.append((new_id, cert))
+                self.chosen.pop(old_id)
+                self.run.pending.get(old_id, {}).pop(SUCCESSOR, None)
+                fresh.get(old_id, {}).get("tags", {}).pop(SUCCESSOR, None)
+                cert[RECORD]["skipped"] = "another run rotates it too (successor %s): ours, %s, "\
+                    "is deleted" % (", ".join(c["clientCertificateId"] for c in rivals), new_id)
+                cert[RECORD].pop("successor", None)
+                self.log.warning("client-certificate:%s %s", old_id, cert[RECORD]["skipped"])
+        return [c for c in ready if c["clientCertificateId"] not in deferred]
+
+
+class Trust:
+    """The bundles: which PEMs each location must hold (``publish.trusted_ids``), merged into
+    what it holds (``stores.Stores``). Every location of a certificate is planned (read, merged,
+    size-checked) before any is written, so a bundle too large stops the certificate before
+    anything changes."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def step(self, old_id, new_id, record):
+        """PUBLISH: trust for every stage on the old certificate."""
+        run = self.run
+        places, fields = run.places(old_id, new_id, run.stage_map.get(old_id, []))
+        record["published"] = self.publish(places, fields)
+        run.mark(old_id, {PUBLISHED: stamp(run.now)})
+
+    def pems(self, ids):
+        return [self.run.listing[i]["pemEncodedCertificate"] for i in ids]
+
+    def needed(self, place, behind, fields):
+        listing = self.run.listing
+        successors = {p: c for c, v in listing.items()
+                      for p in [v.get("tags", {}).get(PREDECESSOR)] if p}
+        for old_id, new_id in self.run.successors.chosen.items():
+            successors[old_id] = new_id
+        return self.pems(trusted_ids(
+            stages_behind(place, behind, self.run.stage_map, fields), listing, successors))
+
+    def publish(self, places, fields):
+        wanted = {place: self.needed(place, behind, fields) for place, behind in places.items()}
+        for place, pems in wanted.items():
+            self.run.stores.plan(place, add=pems)
+        for place, pems in wanted.items():
+            self.run.stores.update(place, add=pems)
+        labels = [place.label for place in wanted]
+        self.run.log.info("client-certificate:%s trust published to %s",
+                          fields["old_cert_id"], ", ".join(labels))
         return labels
 
-    def switch(self, old_id, successor, stages, places, record):
-        """Switch each stage still on the old certificate, if its bundles hold the successor."""
-        new_id = successor["clientCertificateId"]
-        new_pem = successor["pemEncodedCertificate"].strip()
-        switched, late = [], []
-        for stage in stages:
-            label = "stage:%s/%s" % (stage["apiId"], stage["stageName"])
-            missing = {p: behind for p, behind in places.items() if stage in behind and
-                       new_pem not in (self.current(p, label) or "")}
+    def remove(self, places, pem):
+        for place in places:
+            self.run.stores.update(place, remove=[pem])
+        return [place.label for place in places]
+
+    def holds(self, place, pem, cache):
+        if place not in cache:
+            cache[place] = self.run.stores.read(place).text
+        return bundles.holds(cache[place], pem)
+
+
+class Switcher:
+    """Stages onto the successor, each re-read right before it changes and only if every bundle
+    behind it already holds the successor; deployments with ``redeploy``."""
+
+    def __init__(self, run, adapters):
+        self.run, self.adapters, self.log = run, adapters, run.log
+
+    def step(self, old_id, new_id, record):
+        """SWITCH: every stage still on the old certificate; with ``redeploy``, deployed."""
+        run = self.run
+        switched = self.switch(old_id, new_id, record)
+        if not switched and SWITCHED not in run.listing[old_id].get("tags", {}):
+            run.switched(old_id)  # none needed: its stages had all moved away on their own
+        if switched and run.options.redeploy and \
+                not plan.undeployed(run.listing[old_id].get("tags", {})):
+            run.mark(old_id, {DEPLOYED: stamp(run.now)})
+
+    def deploy_step(self, old_id, new_id, record):
+        """DEPLOY: the stages a failed (or interrupted) run left undeployed."""
+        self.deploy_pending(old_id, new_id, record)
+        self.run.mark(old_id, {DEPLOYED: stamp(self.run.now), UNDEPLOYED: ""})
+
+    def switch(self, old_id, new_id, record):
+        run = self.run
+        stage_list = list(run.stage_map.get(old_id, []))
+        places, fields = run.places(old_id, new_id, stage_list)
+        new_pem = run.listing[new_id]["pemEncodedCertificate"]
+        switched, late, cache = [], [], {}
+        record["switched"] = switched
+        for stage in stage_list:
+            label = stages.stage_label(stage)
+            missing = {p: behind for p, behind in places.items()
+                       if stage in behind and not run.trust.holds(p, new_pem, cache)}
             if missing:  # a stage that came after publication: trust first, switch later
-                self.publish(old_id, missing)
-                self.mark(old_id, {PUBLISHED: stamp(self.now)})
+                run.trust.publish(missing, fields)
+                run.mark(old_id, {LATE: stamp(run.now)})
                 late.append(label)
+                cache.clear()
                 continue
-            if self.fresh_certificate(stage, label) != old_id:
-                self.log.info("client-certificate:%s %s no longer uses it: not switched",
-                              old_id, label)
+            adapter = self.adapters[stage["protocol"]]
+            current = adapter.current(stage)
+            if current != old_id:
+                self.log.info("client-certificate:%s %s is on %s now: not switched",
+                              old_id, label, current)
+                self.move(stage, old_id, current)
                 continue
-            self.update_stage(stage, new_id, label)
-            self.stage_map[old_id].remove(stage)
-            stage["clientCertificateId"] = new_id
-            self.stage_map.setdefault(new_id, []).append(stage)
+            adapter.switch(stage, new_id)
+            run.switched(old_id)  # marked at once: a later failure must not lose it
+            self.move(stage, old_id, new_id)
             switched.append(label)
             self.log.info("client-certificate:%s %s switched to client-certificate:%s",
                           old_id, label, new_id)
-        record["switched"] = switched
-        return switched, late
+            if run.options.redeploy:
+                self.deploy(old_id, new_id, [stage], record)
+        if late:
+            record["late"] = late
+        return switched
 
-    def current(self, place, label):
-        try:
-            return self.publisher.current(place)
-        except ClientError as e:
-            raise StepFailed("switch", "%s reading %s: %s" % (label, place.label, e)) from e
+    def move(self, stage, old_id, new_id):
+        stage_map = self.run.stage_map
+        if stage in stage_map.get(old_id, []):
+            stage_map[old_id].remove(stage)
+        stage["clientCertificateId"] = new_id
+        if new_id:
+            stage_map.setdefault(new_id, []).append(stage)
 
-    def fresh_certificate(self, stage, label):
-        """The stage's certificate as API Gateway says it is now."""
-        if stage["protocol"] == usage.REST:
-            got = self.call("switch %s" % label, self.apigw.get_stage,
-                            restApiId=stage["apiId"], stageName=stage["stageName"])
-            return got.get("clientCertificateId")
-        got = self.call("switch %s" % label, self.v2.get_stage,
-                        ApiId=stage["apiId"], StageName=stage["stageName"])
-        return got.get("ClientCertificateId")
-
-    def update_stage(self, stage, new_id, label):
-        step = "switch %s" % label
-        if stage["protocol"] == usage.REST:
-            self.call(step, self.apigw.update_stage, restApiId=stage["apiId"],
-                      stageName=stage["stageName"], patchOperations=[
-                          {"op": "replace", "path": "/clientCertificateId", "value": new_id}])
-            if self.data.get("redeploy"):
-                self.call(step, self.apigw.create_deployment, restApiId=stage["apiId"],
-                          stageName=stage["stageName"],
-                          description="c7n-apigw-certs: client certificate %s" % new_id)
-        else:
-            self.call(step, self.v2.update_stage, ApiId=stage["apiId"],
-                      StageName=stage["stageName"], ClientCertificateId=new_id)
-            if self.data.get("redeploy"):
-                self.call(step, self.v2.create_deployment, ApiId=stage["apiId"],
-                          StageName=stage["stageName"])
-
-    def retire_due(self):
-        """Fresh listings of every stage, then drop each old certificate that is due from trust
-        and delete it, unless a stage uses it. Runs at the end of the run, or earlier when the
-        quota needs room for successors. True if any certificate was deleted."""
-        due, self.due = self.due, []
-        if not due:
-            return False
-        fresh = self.stage_map = usage.stages_by_certificate(
-            self.manager.session_factory, self.manager.config.region)
-        deleted = False
-        for cert, successor in due:
-            old_id, record = cert["clientCertificateId"], cert[RECORD]
-            reason = still_used(self.log, old_id, fresh)
-            if reason:
-                record["not-deleted"] = reason
-                continue
+    def deploy(self, old_id, new_id, stage_list, record):
+        """Deploy each stage; on a failure, record every stage not deployed (on the old
+        certificate's tag ``undeployed``) before the failure goes up."""
+        for index, stage in enumerate(stage_list):
             try:
-                # Nothing presents the old certificate any more: stop trusting it, then delete.
-                fields = dict(self.fields, cert_id=successor["clientCertificateId"],
-                              old_cert_id=old_id)
-                places = locations(self.data["publish"], fields,
-                                   fresh.get(successor["clientCertificateId"], []))
-                record["republished"] = self.publish(old_id, places, exclude={old_id})
-                delete_certificate(self.apigw, self.manager.retry, old_id)
-            except StepFailed as e:
-                self.failed(old_id, record, e)
-                continue
-            except ClientError as e:
-                self.failed(old_id, record, StepFailed("delete", e))
-                continue
-            record["deleted"] = deleted = True
-            self.listing.pop(old_id, None)
-            self.log.info("client-certificate:%s deleted; its stages use "
-                          "client-certificate:%s", old_id, successor["clientCertificateId"])
-        return deleted
+                self.adapters[stage["protocol"]].deploy(
+                    stage, "c7n-apigw-certs: client certificate %s" % new_id)
+            except FAILURES as e:
+                left = [stages.stage_label(s)[len("stage:"):] for s in stage_list[index:]]
+                known = plan.undeployed(self.run.listing[old_id].get("tags", {}))
+                value = " ".join(sorted(set(known + left)))
+                self.run.mark(old_id, {UNDEPLOYED: value if len(value) <= TAG_VALUE_LENGTH
+                                       else "*"})
+                record["undeployed"] = value
+                raise Failed("deploy %s: %s" % (stage_labels(stage_list[index:index + 1]),
+                                                error_text(e))) from e
+            record.setdefault("deployed", []).append(stages.stage_label(stage))
+
+    def deploy_pending(self, old_id, new_id, record):
+        """The stages a failed (or interrupted) run left undeployed: those recorded, or every
+        stage on the successor when nothing was recorded."""
+        wanted = set(plan.undeployed(self.run.listing[old_id].get("tags", {})))
+        on_new = self.run.stage_map.get(new_id, [])
+        if wanted and "*" not in wanted:
+            on_new = [s for s in on_new if "%s/%s" % (s["apiId"], s["stageName"]) in wanted]
+        self.deploy(old_id, new_id, on_new, record)

@@ -1,9 +1,10 @@
 """Which REST and WebSocket stages use which client certificate. Enumeration only: no decisions.
 
-The cost is the least the job allows (aws-facts.md, facts 10 and 13): one paged ``GetRestApis``
-(500 a page), one ``GetStages`` per REST API, one paged ``GetApis``, and one ``GetStages`` per
-WebSocket API. HTTP APIs cannot use client certificates (fact 10), so their stages are not read.
-Every call goes through c7n's retry, which backs off on ``TooManyRequestsException``.
+The cost is the least the job allows (docs/aws-behaviour.md, facts 10 and 13): one paged
+``GetRestApis`` (500 a page), one ``GetStages`` per REST API, one paged ``GetApis``, and one
+``GetStages`` per WebSocket API. HTTP APIs cannot use client certificates (fact 10), so their
+stages are not read. Every call goes through c7n's retry, which backs off on
+``TooManyRequestsException``.
 """
 import logging
 
@@ -16,12 +17,23 @@ REST = "REST"
 WEBSOCKET = "WEBSOCKET"
 PAGE_SIZE = 500
 retry = QueryResourceManager.retry
+# What the listings read, as IAM resource paths (apigateway:GET; docs/aws-behaviour.md, fact 39).
+CERTIFICATE_PATHS = ("/clientcertificates",)
+STAGE_PATHS = ("/restapis", "/restapis/*/stages", "/apis", "/apis/*/stages")
+LISTING_PATHS = CERTIFICATE_PATHS + STAGE_PATHS
 
 
 def pages(client, operation, **params):
     paginator = client.get_paginator(operation)
     paginator.PAGE_ITERATOR_CLS = RetryPageIterator
     return paginator.paginate(**params)
+
+
+def certificates(client):
+    """{id: certificate} of the region, as API Gateway lists them now (500 a page: fact 6)."""
+    return {c["clientCertificateId"]: c
+            for page in pages(client, "get_client_certificates", limit=PAGE_SIZE)
+            for c in page.get("items", ())}
 
 
 def stage_entry(protocol, api_id, api_name, stage_name, cert_id):

@@ -88,7 +88,8 @@ def test_rotate_permissions_follow_its_configuration():
     perms = set(configured("aws.apigw-client-certificate.rotate", rotate).get_permissions())
     assert perms == {"apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH",
                      "apigateway:DELETE", "ssm:PutParameter", "ssm:GetParameter",
-                     "s3:PutObject", "s3:GetObject"}
+                     "s3:PutObject", "s3:GetObject", "s3:ListBucket"}
+    # s3:ListBucket: without it a missing key reads as AccessDenied, not NoSuchKey (fact 25)
 
 
 SCHEMED = [(n, e) for n, e in ELEMENTS if hasattr(e, "schema")]

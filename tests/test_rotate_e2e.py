@@ -311,7 +311,9 @@ def test_stage_added_after_publication_is_trusted_before_it_switches(sandbox, es
     assert stages[(late_api, "prod")] == estate["old"]
     assert sum(1 for c in stages.values() if c == new) == 4
     assert published(late_api, "prod") is not None
-    assert "trust published late" in action_records(tmp_path)[estate["old"]]["waiting"]
+    record = action_records(tmp_path)[estate["old"]]
+    assert record["late"] == ["stage:%s/prod" % late_api]
+    assert record["waiting"].startswith("switch at ")  # the late stage's own gate
 
     sandbox.advance(days=3)
     custodian_run(sandbox, tmp_path, policy, days=6)  # day 6: its own 3 days have passed
@@ -358,7 +360,7 @@ def test_successor_is_rotated_in_turn_a_year_later(sandbox, estate, tmp_path):
     sandbox.advance(days=360)
     custodian_run(sandbox, tmp_path, policy, days=360)
     records = action_records(tmp_path)
-    assert records[estate["old"]] == {"successor": first, "switched": []}  # nothing to do
+    assert records[estate["old"]] == {"successor": first}  # nothing to do
     certs, stages = check_invariants(sandbox, estate)
     assert estate["old"] in certs  # never deleted without delete-after-days
     second = successor_of(certs, first)
