@@ -3,11 +3,39 @@ import csv
 import datetime
 import io
 import pathlib
+import shutil
+import subprocess
+import sys
 
 from conftest import (
-    api_calls, client, custodian_run, make_cert, make_rest_stage, make_websocket_stage, run_cli)
+    api_calls, client, custodian_run, make_cert, make_rest_stage, make_websocket_stage,
+    read_output, run_cli, write_policy)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The installed console script with its clock frozen (not ticking) at an instant: no wall-clock
+# time passes between the sandbox's "now" and custodian's. Test support only.
+FROZEN = """
+import sys
+from importlib.metadata import entry_points
+import freezegun
+at, name, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+freezegun.freeze_time(at, tick=False).start()
+(script,) = entry_points(group="console_scripts", name=name)
+sys.argv = [name] + args
+sys.exit(script.load()())
+"""
+
+
+def custodian_run_at(control, tmp_path, policy, at, region="us-east-1"):
+    """``custodian run`` with its clock frozen at ``at``; returns {region: resources}."""
+    out = tmp_path / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    args = ["run", "--cache-period", "0", "-s", str(out), "--region", region,
+            write_policy(tmp_path, policy)]
+    proc = subprocess.run([sys.executable, "-c", FROZEN, at.isoformat(), "custodian"] + args,
+                          env=control.env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    return read_output(out, (region,))
 
 
 def expiring(days=30):
@@ -20,13 +48,20 @@ def by_description(resources):
 
 
 def test_both_sides_of_the_threshold(sandbox, tmp_path):
-    for days in (29, 31, -2, 30):
-        make_cert(sandbox, days, description="d%d" % days)
-    # 30 days plus a minute is outside a 30-day window; 30 days minus seconds is inside.
-    make_cert(sandbox, 30 + 1 / 1440, description="just-outside")
-    found, _ = custodian_run(sandbox, tmp_path, expiring(30))
+    """The sandbox and custodian stand still at the same instant, so the threshold is tested
+    to the second: expiring in exactly 30 days is inside a 30-day window, one second more is
+    outside."""
+    at = datetime.datetime(2030, 6, 15, 12, 0, tzinfo=datetime.timezone.utc)
+    sandbox.set_now(at.isoformat(), tick=False)
+    expiries = {"d%d" % days: at + datetime.timedelta(days=days) for days in (29, 31, -2, 30)}
+    expiries["just-outside"] = at + datetime.timedelta(days=30, seconds=1)
+    for description, expires in expiries.items():
+        sandbox.create_certificate(description=description,
+                                   created=(expires - datetime.timedelta(days=365)).isoformat())
+    found = custodian_run_at(sandbox, tmp_path, expiring(30), at)
     certs = by_description(found["us-east-1"])
     assert set(certs) == {"d29", "d30", "d-2"}
+    assert certs["d30"]["c7n:days-left"] == 30 and certs["d30"]["c7n:expired"] is False
     assert certs["d29"]["c7n:days-left"] == 29 and certs["d29"]["c7n:expired"] is False
     assert certs["d-2"]["c7n:expired"] is True and certs["d-2"]["c7n:days-left"] == -2
     assert certs["d30"]["c7n:expiry-source"] == "expirationDate"
@@ -132,15 +167,21 @@ def test_expiring_policy_file_and_report(sandbox, tmp_path):
 
 
 def test_throttling_is_retried_not_a_wrong_result(sandbox, tmp_path):
+    """API Gateway's rate refusal (429 TooManyRequestsException, "Too Many Requests", as the
+    sandbox's throttle answers it) on listings and on stages: c7n retries, nothing is lost.
+    Armed as faults, so that the refusals happen however fast the machine is."""
     cert = make_cert(sandbox, 5)
     for name in "abcdef":
         make_rest_stage(cert, name)
-    sandbox.throttle(rate=4, burst=2)
+    for operation, count in (("GetClientCertificates", 1), ("GetRestApis", 1),
+                             ("GetStages", 3)):
+        sandbox.add_fault(operation, count=count, code="TooManyRequestsException", status=429,
+                          message="Too Many Requests")
     found, _ = custodian_run(sandbox, tmp_path, expiring(30))
-    sandbox.throttle()
     assert len(found["us-east-1"][0]["c7n:stages"]) == 6
-    throttled = sum(api_calls(sandbox, outcome="throttled").values())
-    assert throttled > 0
+    assert api_calls(sandbox, outcome="fault") == {
+        "GetClientCertificates": 1, "GetRestApis": 1, "GetStages": 3}
+    assert sandbox.clear_faults() == {"faults": []}  # every one was spent
 
 
 def test_rest_stage_expiring(sandbox, tmp_path):

@@ -135,12 +135,12 @@ def test_same_shape_as_recorded_aws(sandbox):
 
 
 def test_seeded_certificate_as_of_a_past_moment(sandbox):
+    now = datetime.datetime(2030, 3, 1, 8, 30, tzinfo=datetime.timezone.utc)
+    sandbox.set_now(now.isoformat(), tick=False)
     cert_id = make_cert(sandbox, 5)
     cert = client("apigateway").get_client_certificate(clientCertificateId=cert_id)
-    now = datetime.datetime.fromisoformat(sandbox.now())
-    left = cert["expirationDate"] - now
-    assert datetime.timedelta(days=4, hours=23) < left <= datetime.timedelta(days=5)
-    assert cert["createdDate"] < now - datetime.timedelta(days=359)
+    assert cert["expirationDate"] - now == datetime.timedelta(days=5)
+    assert cert["createdDate"] == now - datetime.timedelta(days=360)
 
 
 def test_seeded_pem_may_expire_before_expiration_date(sandbox):

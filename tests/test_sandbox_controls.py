@@ -1,14 +1,21 @@
 """What the sandbox controls that AWS does not: accounts, clock, faults, throttle, counters."""
 import datetime
+import hashlib
+import io
 import subprocess
 import sys
 import time
 
 import boto3
 import pytest
+from botocore.exceptions import ConnectionClosedError
 
+from c7n_apigw_certs.sandbox.controls import Clock, Throttle
 from c7n_apigw_certs.sandbox.demo import RunningSandbox
+from c7n_apigw_certs.sandbox.remote import SandboxError
 from conftest import NO_RETRY, client, make_cert, make_rest_stage
+
+UTC = datetime.timezone.utc
 
 
 def test_assume_role_lands_in_that_account(sandbox):
@@ -28,15 +35,31 @@ def test_assume_role_lands_in_that_account(sandbox):
 
 
 def test_clock_moves_forward_for_new_certificates(sandbox):
+    sandbox.set_now("2030-01-01T00:00:00+00:00", tick=False)
     before = client("apigateway").generate_client_certificate()["createdDate"]
+    assert before == datetime.datetime(2030, 1, 1, tzinfo=UTC)
     sandbox.advance(days=3)
     after = client("apigateway").generate_client_certificate()["createdDate"]
-    assert datetime.timedelta(days=3) <= after - before < datetime.timedelta(days=3, minutes=5)
-    sandbox.set_now("2030-01-01T00:00:00+00:00")
-    assert client("apigateway").generate_client_certificate()["createdDate"].year == 2030
+    assert after - before == datetime.timedelta(days=3)
+    sandbox.set_now("2031-01-01T00:00:00+00:00")  # ticking from there
+    assert client("apigateway").generate_client_certificate()["createdDate"].year == 2031
+    real_before = datetime.datetime.now(UTC)
     sandbox.reset_clock()
-    assert abs(datetime.datetime.fromisoformat(sandbox.now()) -
-               datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(minutes=1)
+    now = datetime.datetime.fromisoformat(sandbox.now())
+    assert real_before <= now <= datetime.datetime.now(UTC)
+
+
+def test_clock_frozen_or_ticking():
+    clock = Clock()
+    frozen = datetime.datetime(2030, 5, 1, 12, tzinfo=UTC)
+    clock.set(frozen, tick=False)
+    assert clock.now() == frozen and not clock.ticking
+    clock.advance(seconds=90)
+    assert clock.now() == frozen + datetime.timedelta(seconds=90)
+    clock.set(frozen)
+    assert clock.ticking and clock.now() >= frozen
+    clock.reset()
+    assert clock.ticking and clock.offset == datetime.timedelta(0)
 
 
 def test_one_shot_fault_aimed_at_one_stage(sandbox):
@@ -75,7 +98,9 @@ def test_fault_on_another_service(sandbox):
 
 
 def test_throttle_answers_429_past_the_burst(sandbox):
-    sandbox.throttle(rate=1, burst=3)
+    """A rate so small that no token comes back during the test: exactly the burst passes,
+    whatever the machine's speed. The refill itself is tested on a clock of the test's own."""
+    sandbox.throttle(rate=0.001, burst=3)
     apigw = client("apigateway")
     outcomes = []
     for _ in range(5):
@@ -84,15 +109,126 @@ def test_throttle_answers_429_past_the_burst(sandbox):
             outcomes.append("ok")
         except apigw.exceptions.TooManyRequestsException as e:
             assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+            assert e.response["Error"]["Message"] == "Too Many Requests"
             outcomes.append("throttled")
-    assert outcomes[:3] == ["ok"] * 3 and "throttled" in outcomes[3:]
+    assert outcomes == ["ok"] * 3 + ["throttled"] * 2
     assert client("ssm").describe_parameters()  # other services are not throttled
     rows = {r["outcome"]: r["calls"] for r in sandbox.counters()
             if r["operation"] == "GetClientCertificates"}
-    assert rows["ok"] + rows["throttled"] == 5
+    assert rows == {"ok": 3, "throttled": 2}
     sandbox.throttle()  # off
     for _ in range(5):
         apigw.get_client_certificates()
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_throttle_bucket_refills_at_the_rate():
+    clock = FakeClock()
+    throttle = Throttle(clock=clock)
+    throttle.configure(rate=10, burst=40)  # API Gateway's account quota (fact 13)
+    assert [throttle.allow("a") for _ in range(41)] == [True] * 40 + [False]
+    assert throttle.allow("b")  # per account
+    clock.now += 0.25  # 2.5 tokens
+    assert [throttle.allow("a") for _ in range(3)] == [True, True, False]
+    clock.now += 0.0625  # 0.5 + 0.625 tokens
+    assert [throttle.allow("a") for _ in range(2)] == [True, False]
+    clock.now += 100  # refills to the burst, not beyond
+    assert [throttle.allow("a") for _ in range(41)] == [True] * 40 + [False]
+    throttle.configure(None)
+    assert all(throttle.allow("a") for _ in range(100))
+
+
+def test_reset_fault_closes_the_connection_unanswered(sandbox):
+    ssm = client("ssm")
+    ssm.put_parameter(Name="/certs/a", Value="one", Type="String")
+    sandbox.reset_connection("GetParameter", service="ssm", target="/certs/a")
+    with pytest.raises(ConnectionClosedError):
+        ssm.get_parameter(Name="/certs/a")
+    assert ssm.get_parameter(Name="/certs/a")["Parameter"]["Value"] == "one"  # spent
+    apigw = client("apigateway")
+    api_id = make_rest_stage(make_cert(sandbox, 10))
+    sandbox.reset_connection("UpdateStage", count=2)
+    patch = [{"op": "replace", "path": "/description", "value": "x"}]
+    for _ in range(2):
+        with pytest.raises(ConnectionClosedError):
+            apigw.update_stage(restApiId=api_id, stageName="prod", patchOperations=patch)
+    assert "description" not in apigw.get_stage(restApiId=api_id, stageName="prod")
+    faults = {r["operation"]: r["calls"] for r in sandbox.counters() if r["outcome"] == "fault"}
+    assert faults == {"GetParameter": 1, "UpdateStage": 2}
+
+
+def test_drop_fault_answers_success_and_loses_the_write(sandbox):
+    ssm = client("ssm")
+    ssm.put_parameter(Name="/certs/a", Value="one", Type="String")
+    sandbox.drop_write("PutParameter", target="/certs/a")
+    answer = ssm.put_parameter(Name="/certs/a", Value="two", Type="String", Overwrite=True)
+    assert (answer["Version"], answer["Tier"]) == (2, "Standard")
+    got = ssm.get_parameter(Name="/certs/a")["Parameter"]
+    assert (got["Value"], got["Version"]) == ("one", 1)
+
+    s3 = client("s3")
+    s3.create_bucket(Bucket="trust-bucket")
+    s3.put_object(Bucket="trust-bucket", Key="ca.pem", Body=b"old")
+    sandbox.drop_write("PutObject", service="s3")
+    answer = s3.put_object(Bucket="trust-bucket", Key="ca.pem", Body=b"new")
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert answer["ETag"] == '"%s"' % hashlib.md5(b"new").hexdigest()
+    assert s3.get_object(Bucket="trust-bucket", Key="ca.pem")["Body"].read() == b"old"
+    s3.put_object(Bucket="trust-bucket", Key="ca.pem", Body=io.BytesIO(b"new"))  # spent
+    assert s3.get_object(Bucket="trust-bucket", Key="ca.pem")["Body"].read() == b"new"
+
+
+def test_fault_after_lets_requests_pass_first(sandbox):
+    apigw = client("apigateway")
+    sandbox.add_fault("GetRestApis", after=2, count=1)
+    apigw.get_rest_apis()
+    apigw.get_rest_apis()
+    with pytest.raises(apigw.exceptions.BadRequestException):
+        apigw.get_rest_apis()
+    apigw.get_rest_apis()
+    assert [(r["outcome"], r["calls"]) for r in sandbox.counters()] == [("fault", 1), ("ok", 3)]
+
+
+def test_fault_target_may_be_a_part_of_an_arn(sandbox):
+    """TagResource names its certificate in an ARN: the certificate id alone aims at it."""
+    apigw = client("apigateway")
+    one, two = make_cert(sandbox, 10), make_cert(sandbox, 10)
+    sandbox.add_fault("TagResource", target=two)
+    arn = "arn:aws:apigateway:us-east-1::/clientcertificates/%s"
+    apigw.tag_resource(resourceArn=arn % one, tags={"a": "b"})
+    with pytest.raises(apigw.exceptions.BadRequestException):
+        apigw.tag_resource(resourceArn=arn % two, tags={"a": "b"})
+
+
+@pytest.mark.parametrize("operation,fault", [
+    ("GetRestApis", {"afterwards": 1}),
+    ("GetRestApis", {"count": "2"}),
+    ("UpdateStage", {"drop": True}),
+    ("PutParameter", {"service": "s3", "drop": True}),
+    ("PutObject", {"drop": True, "reset": True}),
+    ("", {"drop": True}),
+])
+def test_faults_that_cannot_be_armed_are_refused(sandbox, operation, fault):
+    with pytest.raises(SandboxError, match="400"):
+        sandbox.add_fault(operation, **fault)
+    assert sandbox.clear_faults() == {"faults": []}
+
+
+@pytest.mark.parametrize("switch", [{"deploy_interval": -1}, {"deploy_interval": "5"},
+                                    {"needs_deployment": "yes"}, {"quota": -3},
+                                    {"delete_in_use": "maybe"}, {"nope": 1}])
+def test_switches_refuse_bad_values(sandbox, switch):
+    with pytest.raises(SandboxError, match="400"):
+        sandbox.switches(**switch)
+    assert sandbox.switches() == {"delete_in_use": "allow", "needs_deployment": False,
+                                  "quota": 60, "deploy_interval": 5.0}
 
 
 def test_counters_are_per_operation_and_resettable(sandbox):

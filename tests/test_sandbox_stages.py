@@ -1,7 +1,12 @@
-"""REST and WebSocket stages' certificate field, and REST API paging, in the sandbox."""
+"""REST and WebSocket stages' certificate field, deployments, and REST API paging."""
+import boto3
 import pytest
 
-from conftest import client, make_cert, make_rest_stage, make_websocket_stage
+from c7n_apigw_certs.sandbox.controls import DeployRate
+from c7n_apigw_certs.sandbox.remote import SandboxError
+from c7n_apigw_certs.sandbox.seed import create_rest_stage
+from conftest import (
+    ACCOUNT, NO_RETRY, REGION, client, make_cert, make_rest_stage, make_websocket_stage)
 
 
 def test_rest_stage_certificate_set_and_cleared(sandbox):
@@ -109,3 +114,94 @@ def test_same_shape_as_recorded_get_stages(sandbox):
     assert needed <= set(recorded) and needed <= set(ours)
     assert isinstance(ours["createdDate"], datetime.datetime)
     assert "description" not in ours  # unset: absent, as in the recorded response
+
+
+def test_needs_deployment_holds_for_websocket_stages(sandbox):
+    """With the switch, a WebSocket stage presents the certificate of its last deployment."""
+    old, new = make_cert(sandbox, 10), make_cert(sandbox, 300)
+    api_id = make_websocket_stage(old)
+    v2 = client("apigatewayv2")
+    assert sandbox.presented(ACCOUNT, REGION, api_id, "live") == \
+        {"configured": old, "presented": old}  # as created
+    sandbox.switches(needs_deployment=True)
+    v2.update_stage(ApiId=api_id, StageName="live", ClientCertificateId=new)
+    assert sandbox.presented(ACCOUNT, REGION, api_id, "live") == \
+        {"configured": new, "presented": old}
+    deployment = v2.create_deployment(ApiId=api_id, StageName="live")
+    assert sandbox.presented(ACCOUNT, REGION, api_id, "live") == \
+        {"configured": new, "presented": new}
+    assert v2.get_stage(ApiId=api_id, StageName="live")["DeploymentId"] == \
+        deployment["DeploymentId"]
+    sandbox.switches(needs_deployment=False)
+    v2.update_stage(ApiId=api_id, StageName="live", ClientCertificateId=old)
+    assert sandbox.presented(ACCOUNT, REGION, api_id, "live") == \
+        {"configured": old, "presented": old}
+
+
+def test_presented_of_an_unknown_stage_is_refused(sandbox):
+    api_id = make_websocket_stage(make_cert(sandbox, 10))
+    with pytest.raises(SandboxError, match="404"):
+        sandbox.presented(ACCOUNT, REGION, api_id, "nope")
+
+
+def test_deployments_are_limited_per_account(sandbox):
+    """fact 24: one CreateDeployment every 5 seconds per account. An interval of an hour makes
+    the second call refused however slow the machine; REST and WebSocket share the window."""
+    assert sandbox.switches()["deploy_interval"] == 5.0  # on by default, as AWS
+    sandbox.deploy_interval(3600)
+    cert_id = make_cert(sandbox, 10)
+    rest_api = make_rest_stage(cert_id)  # set-up calls are not held to the rate
+    ws_api = make_websocket_stage(cert_id)
+    apigw, v2 = client("apigateway"), client("apigatewayv2")
+    apigw.create_deployment(restApiId=rest_api, stageName="prod")
+    with pytest.raises(apigw.exceptions.TooManyRequestsException) as err:
+        apigw.create_deployment(restApiId=rest_api, stageName="prod")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert err.value.response["Error"]["Message"] == "Too Many Requests"
+    with pytest.raises(v2.exceptions.TooManyRequestsException):
+        v2.create_deployment(ApiId=ws_api, StageName="live")
+    make_rest_stage(cert_id, "another")  # still seeding freely
+    rows = {(r["service"], r["outcome"]): r["calls"] for r in sandbox.counters()
+            if r["operation"] == "CreateDeployment"}
+    assert rows == {("apigateway", "ok"): 3, ("apigateway", "throttled"): 1,
+                    ("apigatewayv2", "throttled"): 1}
+
+    creds = client("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/any",
+                                      RoleSessionName="other")["Credentials"]
+    other = boto3.client("apigateway", region_name=REGION, config=NO_RETRY,
+                         aws_access_key_id=creds["AccessKeyId"],
+                         aws_secret_access_key=creds["SecretAccessKey"],
+                         aws_session_token=creds["SessionToken"])
+    other_api = other.create_rest_api(name="theirs")["id"]
+    create_rest_stage(other, other_api, "prod", make_cert(sandbox, 10, account="111111111111"))
+    other.create_deployment(restApiId=other_api, stageName="prod")  # another account's window
+
+
+def test_deployment_limit_off(sandbox):
+    sandbox.deploy_interval(0)
+    api_id = make_rest_stage(make_cert(sandbox, 10))
+    apigw = client("apigateway")
+    for _ in range(3):
+        apigw.create_deployment(restApiId=api_id, stageName="prod")
+    ws_api = make_websocket_stage(make_cert(sandbox, 10))
+    for _ in range(3):
+        client("apigatewayv2").create_deployment(ApiId=ws_api, StageName="live")
+    assert not [r for r in sandbox.counters() if r["outcome"] == "throttled"]
+
+
+def test_deployment_window_arithmetic():
+    now = [100.0]
+    rate = DeployRate(clock=lambda: now[0])
+    assert rate.allow("a", 5.0)
+    now[0] = 104.5
+    assert not rate.allow("a", 5.0)  # 4.5 s after the last accepted one
+    assert rate.allow("b", 5.0)  # per account
+    now[0] = 105.0
+    assert rate.allow("a", 5.0)  # 5 s: accepted, and the window starts again
+    now[0] = 109.0
+    assert not rate.allow("a", 5.0)
+    now[0] = 110.0
+    assert rate.allow("a", 5.0)  # refused calls did not move the window
+    assert rate.allow("a", 0) and rate.allow("a", 0)  # 0: no limit
+    rate.reset()
+    assert rate.allow("a", 5.0)

@@ -2,12 +2,21 @@
 
 - Client certificates: Generate, Get (one and all, paged), Update (/description), Delete, and
   tags on the certificate's ARN (fact 4).
+- Tags (``tags.py``): GetTags, TagResource and UntagResource on certificates, REST APIs, REST
+  stages, WebSocket APIs and WebSocket stages, with API Gateway's rules for callers (no
+  ``aws:`` keys, at most 50 tags, key and value lengths: fact 35), also on
+  ``GenerateClientCertificate``; moto tags only REST stages and v2 APIs.
 - REST stages: ``clientCertificateId`` set and cleared with ``UpdateStage`` (fact 8), returned
   only when set, and kept across ``CreateDeployment`` of the stage (moto rebuilds the stage).
 - ``GetRestApis`` and ``GetClientCertificates`` page with ``limit`` (default 25, maximum 500) and
   ``position`` (fact 6); moto ignores both for REST APIs.
 - WebSocket stages (``apigatewayv2``): ``UpdateStage``, which moto lacks, for
-  ``clientCertificateId`` (fact 10) and the other simple members; ``CreateDeployment``.
+  ``clientCertificateId`` (fact 10) and the other simple members; ``CreateDeployment``, which
+  moto lacks too: with ``stageName`` it deploys that stage (its ``deploymentId`` changes).
+- What a stage *presents* (``presented_certificate_id``, read at ``/_sandbox/presented``): the
+  certificate of its last deployment under the switch ``needs_deployment``, else the
+  configured one (fact 11), for REST and WebSocket stages alike. A stage presents what it is
+  created with.
 
 ``install()`` adds the routes to moto's own url tables, so both ``mock_aws`` (which reads them on
 every request) and the server (which reads them when it builds a service's app, on its first
@@ -21,15 +30,16 @@ from moto.apigateway.exceptions import BadRequestException, NotFoundException
 from moto.apigateway.models import RestAPI, Stage, apigateway_backends
 from moto.apigateway.responses import APIGatewayResponse
 from moto.apigatewayv2 import urls as v2_urls
+from moto.apigatewayv2.models import Stage as V2Stage
 from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 
 from .certificates import ClientCertificate, new_certificate_id
 from .controls import CONTROLS
+from .tags import check_caller_tags, current_tags, parse, put_tags, remove_tags
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 500
-CERT_PATH = "/clientcertificates/"
 
 
 class LimitExceededException(BadRequestException):
@@ -132,6 +142,7 @@ class SandboxAPIGatewayResponse(APIGatewayResponse):
     # -- client certificates -------------------------------------------------------------
     def generate_client_certificate(self):
         body = self._json_body()
+        check_caller_tags({}, body.get("tags"))
         cert = create_certificate(
             self.current_account, self.region, body.get("description", ""), body.get("tags"))
         return _json(201, cert.to_json())
@@ -167,32 +178,25 @@ class SandboxAPIGatewayResponse(APIGatewayResponse):
         del certificates_of(self.current_account, self.region)[cert.id]
         return _json(202)
 
-    # -- tags on the certificate's ARN, moto's own stage tags otherwise -------------------
-    def _tagged_certificate(self):
-        arn = unquote(self.path.split("/tags/", 1)[1])
-        if CERT_PATH not in arn:
-            return None
-        return get_certificate(self.current_account, self.region, arn.rsplit("/", 1)[1])
+    # -- tags: ours for what tags.py knows (moto tags only REST stages), moto's otherwise ---
+    def _tags_arn(self):
+        return unquote(self.path.split("/tags/", 1)[1])
 
     def get_tags(self):
-        cert = self._tagged_certificate()
-        if cert is None:
+        if parse(self._tags_arn()) is None:
             return super().get_tags()
-        return _json(200, {"tags": cert.tags})
+        return _json(200, {"tags": current_tags(self.current_account, self._tags_arn())})
 
     def tag_resource(self):
-        cert = self._tagged_certificate()
-        if cert is None:
+        if parse(self._tags_arn()) is None:
             return super().tag_resource()
-        cert.tags.update(self._json_body().get("tags", {}))
+        put_tags(self.current_account, self._tags_arn(), self._json_body().get("tags", {}))
         return _json(204)
 
     def untag_resource(self):
-        cert = self._tagged_certificate()
-        if cert is None:
+        if parse(self._tags_arn()) is None:
             return super().untag_resource()
-        for key in self.querystring.get("tagKeys", []):
-            cert.tags.pop(key, None)
+        remove_tags(self.current_account, self._tags_arn(), self.querystring.get("tagKeys", []))
         return _json(204)
 
     # -- REST APIs and stages ----------------------------------------------------------
@@ -255,25 +259,58 @@ class SandboxApiGatewayV2Response(ApiGatewayV2Response):
         for member, attr in self.UPDATABLE.items():
             if member in body:
                 setattr(stage, attr, body[member])
+        if "clientCertificateId" in body and not CONTROLS.switches.needs_deployment:
+            stage.presented_certificate_id = stage.client_certificate_id
         stage.updated = CONTROLS.clock.now().replace(tzinfo=None)
         return _json(200, stage.to_json())
 
     def create_deployment(self):
-        """``POST /v2/apis/{apiId}/deployments``: moto 5.2.5 has none. Deploys to the named
-        stage: enough for a redeploy after a certificate change."""
+        """``POST /v2/apis/{apiId}/deployments``: moto 5.2.5 has none. With ``stageName`` it
+        deploys that stage: the stage's ``deploymentId`` becomes the new one, and the stage
+        presents its configured certificate (the switch ``needs_deployment``, fact 11)."""
         api_id = self.path.split("/")[3]
         body = json.loads(self.body) if self.body else {}
         self.apigatewayv2_backend.get_api(api_id)  # NotFound for an unknown API
+        deployment_id = new_certificate_id(())
         if body.get("stageName"):
-            self.apigatewayv2_backend.get_stage(api_id, body["stageName"])
-        return _json(201, {"deploymentId": new_certificate_id(()), "deploymentStatus": "DEPLOYED",
+            stage = self.apigatewayv2_backend.get_stage(api_id, body["stageName"])
+            stage.sandbox_deployment_id = deployment_id
+            stage.presented_certificate_id = stage.client_certificate_id
+        return _json(201, {"deploymentId": deployment_id, "deploymentStatus": "DEPLOYED",
                            "autoDeployed": False,
                            "createdDate": CONTROLS.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
                            "description": body.get("description", "")})
 
+    # -- tags: the rules of fact 35 for callers, and WebSocket stages (moto has none) ------
+    def _tags_arn(self):
+        return unquote(self.path.split("/tags/", 1)[1])
+
+    def get_tags(self):
+        if parse(self._tags_arn()) is None:
+            return super().get_tags()
+        return _json(200, {"tags": current_tags(self.current_account, self._tags_arn())})
+
+    def tag_resource(self):
+        if parse(self._tags_arn()) is None:
+            return super().tag_resource()
+        put_tags(self.current_account, self._tags_arn(), self._json_body().get("tags", {}))
+        return _json(201, {})
+
+    def untag_resource(self):
+        if parse(self._tags_arn()) is None:
+            return super().untag_resource()
+        remove_tags(self.current_account, self._tags_arn(), self.querystring.get("tagKeys", []))
+        return _json(204)
+
+    def _json_body(self):
+        return json.loads(self.body) if self.body else {}
+
 
 _V2_ROUTES = {
     "{0}/v2/apis/(?P<api_id>[^/]+)/deployments$": SandboxApiGatewayV2Response.dispatch,
+    # A WebSocket stage's ARN, decoded as the server receives it (moto routes APIs' only).
+    "{0}/v2/tags/(?P<resource_arn_pt1>[^/]+)/apis/(?P<resource_arn_pt2>[^/]+)/stages/"
+    "(?P<stage_name>[^/]+)$": SandboxApiGatewayV2Response.dispatch,
 }
 
 _ROUTES = {
@@ -283,6 +320,8 @@ _ROUTES = {
     # In server mode the path arrives decoded, so the ARN's slashes are path separators.
     "{0}/tags/arn:(?P<partition>[^/]+):apigateway:(?P<region_name>[^/]+)::/clientcertificates/"
     "(?P<clientcertificate_id>[^/]+)$": SandboxAPIGatewayResponse.dispatch,
+    "{0}/tags/arn:(?P<partition>[^/]+):apigateway:(?P<region_name>[^/]+)::/restapis/"
+    "(?P<function_id>[^/]+)$": SandboxAPIGatewayResponse.dispatch,
 }
 
 
@@ -326,6 +365,25 @@ def _create_deployment(original):
     return create_deployment
 
 
+def _v2_stage_init(original):
+    """A WebSocket stage presents the certificate it is created with, and keeps the
+    ``deploymentId`` it is created with (moto drops it)."""
+    def __init__(self, api, config):
+        original(self, api, config)
+        self.presented_certificate_id = self.client_certificate_id
+        self.sandbox_deployment_id = config.get("deploymentId")
+    return __init__
+
+
+def _v2_stage_to_json(original):
+    def to_json(self):
+        out = original(self)
+        if getattr(self, "sandbox_deployment_id", None):
+            out["deploymentId"] = self.sandbox_deployment_id
+        return out
+    return to_json
+
+
 _installed = False
 
 
@@ -349,3 +407,5 @@ def install():
     Stage.__init__ = _stage_init(Stage.__init__)
     Stage.to_json = _stage_to_json(Stage.to_json)
     RestAPI.create_deployment = _create_deployment(RestAPI.create_deployment)
+    V2Stage.__init__ = _v2_stage_init(V2Stage.__init__)
+    V2Stage.to_json = _v2_stage_to_json(V2Stage.to_json)

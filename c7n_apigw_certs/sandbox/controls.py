@@ -1,5 +1,6 @@
 """What the sandbox lets a test or a demo control that AWS does not: a clock, faults, a
-throttle, call counters, and switches for the behaviours no source settles.
+throttle, the CreateDeployment rate, call counters, and switches for the behaviours no source
+settles.
 
 One ``Controls`` object serves a process: the in-process mock and the HTTP server read the same
 one, and the server exposes it under ``/_sandbox/`` (see ``server.py``).
@@ -11,35 +12,57 @@ import time
 
 from .certificates import DEFAULT_QUOTA
 
+DEFAULT_DEPLOY_INTERVAL = 5.0
+
 
 class Clock:
-    """The sandbox's "now": real UTC time plus an offset that tests move forward.
+    """The sandbox's "now": real UTC time plus an offset that tests move forward, or, once
+    ``set(when, tick=False)``, a fixed instant that only ``advance()`` moves.
 
-    freezegun and time-machine do not reach a server in another process (fact 22), so the
-    server keeps a clock of its own, reachable over HTTP.
+    freezegun and time-machine do not reach a server in another process (docs/aws-behaviour.md,
+    fact 22), so the server keeps a clock of its own, reachable over HTTP. A fixed instant lets a
+    test create certificates and run ``custodian`` (frozen at the same instant) with no
+    wall-clock time between them.
     """
 
     def __init__(self):
-        self.offset = datetime.timedelta(0)
+        self.reset()
 
     def now(self):
+        if self.frozen is not None:
+            return self.frozen
         return datetime.datetime.now(datetime.timezone.utc) + self.offset
 
-    def set(self, when):
-        self.offset = when - datetime.datetime.now(datetime.timezone.utc)
+    def set(self, when, tick=True):
+        if tick:
+            self.frozen = None
+            self.offset = when - datetime.datetime.now(datetime.timezone.utc)
+        else:
+            self.frozen, self.offset = when, datetime.timedelta(0)
 
     def advance(self, **delta):
-        self.offset += datetime.timedelta(**delta)
+        if self.frozen is not None:
+            self.frozen += datetime.timedelta(**delta)
+        else:
+            self.offset += datetime.timedelta(**delta)
 
     def reset(self):
         self.offset = datetime.timedelta(0)
+        self.frozen = None
+
+    @property
+    def ticking(self):
+        return self.frozen is None
 
 
 class Throttle:
     """A token bucket per account, as API Gateway's "Total operations" quota: 10 requests per
-    second with a burst of 40 in real accounts (fact 13). Off until ``configure()``."""
+    second with a burst of 40 in real accounts (docs/aws-behaviour.md, fact 13). Off until
+    ``configure()``. ``clock`` (seconds, monotonic) is injectable so that the bucket's
+    arithmetic can be tested without the wall clock."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
         self.rate = None
         self.burst = None
         self._buckets = {}
@@ -55,7 +78,7 @@ class Throttle:
         with self._lock:
             if not self.rate:
                 return True
-            now = time.monotonic()
+            now = self.clock()
             tokens, last = self._buckets.get(account, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens < 1:
@@ -65,19 +88,64 @@ class Throttle:
             return True
 
 
+class DeployRate:
+    """API Gateway's ``CreateDeployment`` quota: "1 request every 5 seconds per account", not
+    adjustable (docs/aws-behaviour.md, fact 24; "Amazon API Gateway quotas"). A deployment is
+    accepted when the account's previous accepted one is at least ``interval`` seconds old; a
+    refused one does not move the window. REST and WebSocket deployments share the account's
+    window. The interval is the switch ``deploy_interval`` (``Switches``; 0 turns it off).
+    ``clock`` (seconds, monotonic, real time like the throttle's) is injectable for tests."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._last = {}
+        self._lock = threading.Lock()
+
+    def allow(self, account, interval):
+        with self._lock:
+            if not interval:
+                return True
+            now = self.clock()
+            last = self._last.get(account)
+            if last is not None and now - last < interval:
+                return False
+            self._last[account] = now
+            return True
+
+    def reset(self):
+        with self._lock:
+            self._last.clear()
+
+
 class Faults:
     """Failures armed for a named operation, optionally aimed at one resource.
 
     A fault is a dict: ``operation`` (required, e.g. ``UpdateStage``), ``service``
     (``apigateway``, ``apigatewayv2``, ``ssm``, ``s3``...; any when absent), ``target`` (a string
     or list of strings that must all appear among the request's resource ids: API id, stage name,
-    certificate id, parameter name, bucket, key), ``count`` (how many requests fail; default 1,
-    ``-1`` for every one), ``code``, ``status`` and ``message`` of the error. The default error is
-    a ``BadRequestException`` (400), which no SDK retries, so a fault is seen by the caller.
+    certificate id, parameter name, bucket, key; the parts of an ARN in the request count too),
+    ``after`` (how many matching requests pass before it fires; default 0), ``count`` (how many
+    requests fail; default 1, ``-1`` for every one), and what happens to the request:
+
+    - by default an error: ``code``, ``status`` and ``message``; the default is a
+      ``BadRequestException`` (400), which no SDK retries, so a fault is seen by the caller;
+    - ``"reset": true``: the connection is closed with no response at all (over HTTP the socket
+      is shut down; in process botocore's ``ConnectionClosedError`` is raised), so the SDK raises
+      a ``BotoCoreError`` (``ConnectionClosedError``), which it retries unless told not to;
+    - ``"drop": true``: success is answered but the request is not applied, a lost write.
+      Only for writes whose success answer the sandbox can forge: SSM ``PutParameter``
+      (``{"Version": current + 1, "Tier": ...}``) and S3 ``PutObject`` (200 with the ``ETag`` of
+      the body sent). A read-back shows the old content.
+
+    Every fired fault is counted with outcome ``fault``. A key not named here is refused, so a
+    misspelt fault cannot silently do nothing.
     """
 
-    DEFAULTS = {"count": 1, "code": "BadRequestException", "status": 400,
+    DEFAULTS = {"count": 1, "after": 0, "code": "BadRequestException", "status": 400,
                 "message": "Fault injected by the c7n-apigw-certs sandbox"}
+    KEYS = {"operation", "service", "target", "count", "after", "code", "status", "message",
+            "reset", "drop"}
+    DROPPABLE = {("ssm", "PutParameter"), ("s3", "PutObject")}
 
     def __init__(self):
         self._armed = []
@@ -86,6 +154,20 @@ class Faults:
     def add(self, fault):
         if not fault.get("operation"):
             raise ValueError("a fault needs an operation")
+        unknown = set(fault) - self.KEYS
+        if unknown:
+            raise ValueError("unknown fault key(s): %s; known: %s" % (
+                ", ".join(sorted(unknown)), ", ".join(sorted(self.KEYS))))
+        for key in ("count", "after", "status"):
+            if key in fault and (not isinstance(fault[key], int) or isinstance(fault[key], bool)):
+                raise ValueError("%s: a whole number, not %r" % (key, fault[key]))
+        if fault.get("reset") and fault.get("drop"):
+            raise ValueError("a fault is either reset or drop, not both")
+        if fault.get("drop") and not any(
+                op == fault["operation"] and fault.get("service") in (None, service)
+                for service, op in self.DROPPABLE):
+            raise ValueError("drop is supported for %s only" % ", ".join(
+                "%s %s" % pair for pair in sorted(self.DROPPABLE)))
         entry = dict(self.DEFAULTS, **fault)
         if isinstance(entry.get("target"), str):
             entry["target"] = [entry["target"]]
@@ -110,6 +192,9 @@ class Faults:
                 if fault.get("service") not in (None, service):
                     continue
                 if not set(fault.get("target") or ()) <= resource_ids:
+                    continue
+                if fault["after"] > 0:
+                    fault["after"] -= 1
                     continue
                 if fault["count"] > 0:
                     fault["count"] -= 1
@@ -151,15 +236,19 @@ class Counters:
 
 
 class Switches:
-    """Behaviours that no source settles (aws-facts.md, facts 7 and 11), and the quota.
+    """Behaviours that no source settles (docs/aws-behaviour.md, facts 7 and 11), and limits.
 
     - ``delete_in_use``: ``"allow"`` (default) deletes a certificate that a stage still
       references, as the API documentation implies by listing no in-use check (fact 7);
       ``"refuse"`` answers ``BadRequestException`` instead. Our code must be safe under both.
     - ``needs_deployment``: when true, a stage keeps *presenting* its previous certificate
       until the stage is redeployed (fact 11). What a stage presents is readable at
-      ``/_sandbox/presented``; the API itself only shows the configured id, as in AWS.
+      ``/_sandbox/presented``; the API itself only shows the configured id, as in AWS. It holds
+      for REST and WebSocket stages alike.
     - ``quota``: client certificates per account and region (fact 5: 60).
+    - ``deploy_interval``: seconds between two accepted ``CreateDeployment`` calls of an
+      account, REST or WebSocket (fact 24: 5, as AWS, the default); 0 turns the limit off.
+      Past it, ``TooManyRequestsException`` (429). See ``DeployRate``.
     """
 
     def __init__(self):
@@ -169,22 +258,43 @@ class Switches:
         self.delete_in_use = "allow"
         self.needs_deployment = False
         self.quota = DEFAULT_QUOTA
+        self.deploy_interval = DEFAULT_DEPLOY_INTERVAL
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
-                "needs_deployment": self.needs_deployment, "quota": self.quota}
+                "needs_deployment": self.needs_deployment, "quota": self.quota,
+                "deploy_interval": self.deploy_interval}
 
     def update(self, values):
+        checked = {}
         for key, value in values.items():
             if key not in self.as_dict():
                 raise ValueError("unknown switch: %s" % key)
+            checked[key] = self._check(key, value)
+        for key, value in checked.items():
             setattr(self, key, value)
+
+    @staticmethod
+    def _check(key, value):
+        if key == "delete_in_use" and value not in ("allow", "refuse"):
+            raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
+        if key == "needs_deployment" and not isinstance(value, bool):
+            raise ValueError("needs_deployment: true or false, not %r" % (value,))
+        if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
+                               or value < 0):
+            raise ValueError("quota: a whole number >= 0, not %r" % (value,))
+        if key == "deploy_interval":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError("deploy_interval: seconds >= 0, not %r" % (value,))
+            value = float(value)
+        return value
 
 
 class Controls:
     def __init__(self):
         self.clock = Clock()
         self.throttle = Throttle()
+        self.deploys = DeployRate()
         self.faults = Faults()
         self.counters = Counters()
         self.switches = Switches()
@@ -192,6 +302,7 @@ class Controls:
     def reset(self):
         self.clock.reset()
         self.throttle.configure(None)
+        self.deploys.reset()
         self.faults.clear()
         self.counters.reset()
         self.switches.reset()

@@ -5,6 +5,9 @@ import urllib.error
 import urllib.request
 
 DUMMY_KEY = "testing"
+# A request with this header set to "1" is set-up (seeding), exempt from the CreateDeployment
+# rate: see gate.py.
+SETUP_HEADER = "X-C7n-Sandbox-Setup"
 
 
 def environment(endpoint, region="us-east-1"):
@@ -46,8 +49,9 @@ class SandboxClient:
     def now(self):
         return self._call("GET", "clock")["now"]
 
-    def set_now(self, iso):
-        return self._call("POST", "clock", {"now": iso})["now"]
+    def set_now(self, iso, tick=True):
+        """Move "now" to ``iso``; with ``tick=False`` it stays there until moved again."""
+        return self._call("POST", "clock", {"now": iso, "tick": tick})["now"]
 
     def advance(self, days=0, seconds=0):
         return self._call("POST", "clock", {"advance_seconds": days * 86400 + seconds})["now"]
@@ -56,7 +60,18 @@ class SandboxClient:
         return self._call("POST", "clock", {})["now"]
 
     def add_fault(self, operation, **fault):
+        """Arm a fault: ``service``, ``target``, ``after``, ``count``, and ``code``/``status``/
+        ``message``, or ``reset=True``, or ``drop=True`` (see ``controls.Faults``)."""
         return self._call("POST", "faults", dict(fault, operation=operation))
+
+    def reset_connection(self, operation, **fault):
+        """Arm a fault that closes the connection unanswered (see ``controls.Faults``)."""
+        return self.add_fault(operation, reset=True, **fault)
+
+    def drop_write(self, operation, **fault):
+        """Arm a lost write: success answered, nothing applied (SSM PutParameter, S3
+        PutObject)."""
+        return self.add_fault(operation, drop=True, **fault)
 
     def clear_faults(self):
         return self._call("DELETE", "faults")
@@ -73,11 +88,25 @@ class SandboxClient:
     def switches(self, **values):
         return self._call("POST" if values else "GET", "switches", values)
 
+    def deploy_interval(self, seconds):
+        """Seconds between two accepted CreateDeployment calls of an account (5 as AWS; 0:
+        no limit)."""
+        return self.switches(deploy_interval=seconds)
+
+    def tag(self, arn, tags, account="123456789012", region=None):
+        """Put tags on a certificate, REST API or stage, or WebSocket API or stage, ``aws:``
+        keys included, as CloudFormation does (callers are refused those: fact 35)."""
+        body = {"account": account, "arn": arn, "tags": tags}
+        if region:
+            body["region"] = region
+        return self._call("POST", "tags", body)["tags"]
+
     def create_certificate(self, **spec):
         """See ``server.seed_certificate`` for the keys."""
         return self._call("POST", "certificates", spec)
 
     def presented(self, account, region, api, stage):
+        """{"configured": id, "presented": id} of a REST or WebSocket stage."""
         return self._call("GET", "presented", query={
             "account": account, "region": region, "api": api, "stage": stage})
 

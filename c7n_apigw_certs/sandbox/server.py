@@ -5,23 +5,43 @@ endpoints for the controls, so the real ``custodian`` and ``c7n-org`` reach it t
 Control endpoints (JSON in, JSON out):
 
 =====================================  =============================================================
-``GET  /_sandbox/clock``               ``{"now": ISO-8601}``
-``POST /_sandbox/clock``               ``{"now": ISO}`` or ``{"advance_seconds": N}``; ``{}``: reset
-``GET|POST|DELETE /_sandbox/faults``   list, arm one (see ``controls.Faults``), clear all
+``GET  /_sandbox/clock``               ``{"now": ISO-8601, "ticking": bool}``
+``POST /_sandbox/clock``               ``{"now": ISO}`` (ticking from there), ``{"now": ISO,
+                                       "tick": false}`` (fixed there until moved), or
+                                       ``{"advance_seconds": N}``; ``{}``: real time again
+``GET|POST|DELETE /_sandbox/faults``   list, arm one, clear all. A fault: ``operation``,
+                                       ``service``, ``target``, ``after``, ``count``, and either
+                                       an error (``code``, ``status``, ``message``),
+                                       ``"reset": true`` (the connection closes unanswered) or
+                                       ``"drop": true`` (success answered, write not applied:
+                                       SSM PutParameter, S3 PutObject). See ``controls.Faults``
 ``POST /_sandbox/throttle``            ``{"rate": 10, "burst": 40}``; ``{}`` turns it off
-``GET|DELETE /_sandbox/counters``      rows of calls per account/region/service/operation; reset
-``GET|POST /_sandbox/switches``        ``delete_in_use``, ``needs_deployment``, ``quota``
-``POST /_sandbox/certificates``        create one as of a past moment (see ``create_certificate``)
-``GET  /_sandbox/presented``           ``?account=&region=&api=&stage=``: what a REST stage shows
+``GET|DELETE /_sandbox/counters``      rows of calls per account/region/service/operation and
+                                       outcome (``ok``, ``denied``, ``throttled``, ``fault``)
+``GET|POST /_sandbox/switches``        ``delete_in_use``, ``needs_deployment``, ``quota``,
+                                       ``deploy_interval`` (see ``controls.Switches``)
+``POST /_sandbox/certificates``        create one as of a past moment (see ``seed_certificate``)
+``POST /_sandbox/tags``                ``{"account", "region", "arn", "tags"}``: put tags on a
+                                       certificate, REST API, REST stage, WebSocket API or stage
+                                       without the callers' rules, ``aws:`` keys included (as
+                                       CloudFormation does); answers ``{"arn", "tags"}``
+``GET  /_sandbox/presented``           ``?account=&region=&api=&stage=``: what a REST or
+                                       WebSocket stage is configured with and presents
 ``POST /_sandbox/reset``               every control and all of moto's state back to new
 =====================================  =============================================================
+
+A ``reset`` fault shuts the connection down without a byte of response, so botocore raises
+``ConnectionClosedError``.
 """
 import datetime
 import io
 import json
+import socket
+import struct
 import threading
 
 from moto.apigateway.models import apigateway_backends
+from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
@@ -33,7 +53,8 @@ from moto.core.request import Request
 
 from .apigateway import create_certificate
 from .controls import CONTROLS
-from .gate import gate
+from .gate import ConnectionReset, gate
+from .tags import current_tags, parse, put_tags
 
 CONTROL_PREFIX = "/_sandbox/"
 
@@ -59,22 +80,46 @@ def seed_certificate(spec):
 
 
 def presented(query):
-    api = apigateway_backends[query["account"]][query["region"]].get_rest_api(query["api"])
-    stage = api.stages[query["stage"]]
+    """What a stage is configured with and what it presents (the switch ``needs_deployment``):
+    a REST stage if the id is a REST API's, else a WebSocket stage."""
+    account, region = query["account"], query["region"]
+    rest = apigateway_backends[account][region]
+    if query["api"] in rest.apis:
+        stage = rest.get_stage(query["api"], query["stage"])
+    else:
+        stage = apigatewayv2_backends[account][region].get_stage(query["api"], query["stage"])
     return {"configured": getattr(stage, "client_certificate_id", None),
             "presented": getattr(stage, "presented_certificate_id", None)}
+
+
+def seed_tags(spec):
+    """Put tags on a resource as CloudFormation would (``aws:`` keys allowed)."""
+    account, arn = spec.get("account", "123456789012"), spec.get("arn")
+    if not isinstance(arn, str) or not isinstance(spec.get("tags"), dict):
+        raise ValueError("tags needs an arn and tags, an object of key to value")
+    parsed = parse(arn)
+    if parsed is None:
+        raise ValueError("not the ARN of a certificate, REST API or stage, or v2 API or stage: "
+                         + arn)
+    if spec.get("region", parsed[1]) != parsed[1]:
+        raise ValueError("region %s differs from the ARN's %s" % (spec["region"], parsed[1]))
+    put_tags(account, arn, spec["tags"], caller=False)
+    return {"arn": arn, "tags": current_tags(account, arn)}
 
 
 def _control(method, name, body, query):
     if name == "clock":
         if method == "POST":
             if "now" in body:
-                CONTROLS.clock.set(parse_time(body["now"]))
+                tick = body.get("tick", True)
+                if not isinstance(tick, bool):
+                    raise ValueError("tick: true or false, not %r" % (tick,))
+                CONTROLS.clock.set(parse_time(body["now"]), tick=tick)
             elif "advance_seconds" in body:
                 CONTROLS.clock.advance(seconds=float(body["advance_seconds"]))
             else:
                 CONTROLS.clock.reset()
-        return {"now": CONTROLS.clock.now().isoformat()}
+        return {"now": CONTROLS.clock.now().isoformat(), "ticking": CONTROLS.clock.ticking}
     if name == "faults":
         if method == "POST":
             CONTROLS.faults.add(body)
@@ -94,6 +139,8 @@ def _control(method, name, body, query):
         return CONTROLS.switches.as_dict()
     if name == "certificates" and method == "POST":
         return seed_certificate(body).to_json()
+    if name == "tags" and method == "POST":
+        return seed_tags(body)
     if name == "presented":
         return presented(query)
     if name == "reset" and method == "POST":
@@ -130,6 +177,14 @@ class SandboxApp:
                                 e.code, content_type="application/json")
         return response(environ, start_response)
 
+    @staticmethod
+    def reset_connection(environ):
+        """Close the client's connection without answering: shut the socket down, and make its
+        final close a TCP reset (SO_LINGER 0)."""
+        sock = environ["werkzeug.socket"]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
             return self.control(environ, start_response)
@@ -139,7 +194,12 @@ class SandboxApp:
         else:
             raw = b""
         environ["wsgi.input"] = io.BytesIO(raw)
-        refusal = gate(Request(dict(environ)))
+        try:
+            refusal = gate(Request(dict(environ)))
+        except ConnectionReset as e:
+            self.reset_connection(environ)
+            # werkzeug takes a ConnectionError as a connection the client dropped: no answer.
+            raise ConnectionResetError("reset fault: %s" % e) from None
         environ["wsgi.input"] = io.BytesIO(raw)
         if refusal is not None:
             status, headers, body = refusal
