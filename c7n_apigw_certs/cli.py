@@ -22,6 +22,10 @@ def run_sandbox(args):
     except ImportError as e:
         sys.exit("the sandbox needs its extra: pip install 'c7n-apigw-certs[sandbox]' (%s)" % e)
     started = time.monotonic()
+    # Before anything is announced: a SIGTERM right after the exports appear must stop it cleanly.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     server = SandboxServer(port=args.port).start()
     env = environment(server.endpoint, args.region)
     if args.seed == "demo":
@@ -44,9 +48,6 @@ def run_sandbox(args):
                      "# point boto3, custodian and c7n-org at it:\n%s"
                      % (server.endpoint, ready, ", demo estate seeded" if args.seed else "", text))
     sys.stdout.flush()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
 
