@@ -6,6 +6,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -329,3 +330,93 @@ def test_a_whole_rotation_runs_under_the_document(sandbox, tmp_path):
         "clientCertificateId") not in (None, old)
     assert client("apigatewayv2").get_stage(ApiId=ws, StageName="live").get(
         "ClientCertificateId") not in (None, old)
+
+
+def rotation_estate(sandbox):
+    """One expiring certificate on a REST and a WebSocket stage; a second, unused one."""
+    client("s3").create_bucket(Bucket=BUCKET)
+    old = make_cert(sandbox, 10, tags={"team": "payments"})
+    make_rest_stage(old)
+    make_websocket_stage(old)
+    return old, make_cert(sandbox, 10, description="unused")
+
+
+ROTATE = {"name": "rotate", "resource": "aws.apigw-client-certificate",
+          "filters": [{"type": "expiring", "days": 30}, {"type": "in-use"}],
+          "actions": [{"type": "rotate", "switch-after-days": 0, "delete-after-days": 0,
+                       "redeploy": True, "publish": [
+                           {"type": "ssm", "name": "/trust/{api_id}/{stage_name}"},
+                           {"type": "s3", "bucket": BUCKET, "key": "trust/{region}.pem"}]}]}
+DELETE = {"name": "delete", "resource": "aws.apigw-client-certificate",
+          "filters": [{"type": "in-use", "state": False}], "actions": [{"type": "delete"}]}
+POLICIES_UNDER_TEST = {"audit": None, "rotate": ROTATE, "delete": DELETE}
+
+
+def without(document, action):
+    """The document less one action, wherever it stands."""
+    doc = json.loads(json.dumps(document))
+    for s in doc["Statement"]:
+        s["Action"] = [a for a in s["Action"] if a != action]
+    doc["Statement"] = [s for s in doc["Statement"] if s["Action"]] or [
+        {"Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": ["*"]}]
+    return doc
+
+
+def policy_path(tmp_path, name):
+    if name == "audit":
+        return ROOT / "policies" / "expiring.yml"
+    return write_policies(tmp_path, [POLICIES_UNDER_TEST[name]], name="%s.yml" % name)
+
+
+def each_action():
+    """(policy, action) for every action of every generated document, known without running:
+    the documents depend only on the policies."""
+    cases = []
+    for name in POLICIES_UNDER_TEST:
+        data = POLICIES_UNDER_TEST[name]
+        if data is None:
+            doc, _ = run_iam(str(ROOT / "policies" / "expiring.yml"))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = pathlib.Path(tmp) / ("%s.json" % name)
+                path.write_text(json.dumps({"policies": [data]}))
+                doc, _ = run_iam(str(path))
+        for action in sorted({a for s in doc["Statement"] for a in s["Action"]}):
+            cases.append((name, action))
+    return cases
+
+
+@pytest.mark.parametrize("name,action", each_action(), ids=lambda v: str(v))
+def test_less_any_one_action_the_run_fails_naming_it(sandbox, tmp_path, name, action):
+    """Under exactly the generated document the run succeeds (above); under the document less
+    one action it fails, and what it prints names that action."""
+    sandbox.deploy_interval(0)
+    rotation_estate(sandbox)
+    path = policy_path(tmp_path, name)
+    doc = without(generated(path), action)
+    _, proc = custodian_run(sandbox, tmp_path, str(path),
+                            extra=["--assume", assume_role_allowed(doc)], check=False)
+    assert proc.returncode != 0, "%s ran without %s" % (name, action)
+    assert action in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES_UNDER_TEST))
+def test_under_exactly_the_document_nothing_is_refused(sandbox, tmp_path, name):
+    sandbox.deploy_interval(0)
+    old, unused = rotation_estate(sandbox)
+    path = policy_path(tmp_path, name)
+    custodian_run(sandbox, tmp_path, str(path), extra=["--assume", assume_role_allowed(
+        generated(path))])
+    assert api_calls(sandbox, outcome="denied") == {}
+    left = {c["clientCertificateId"] for c in client("apigateway").get_client_certificates()[
+        "items"]}
+    assert (old in left) == (name != "rotate") and (unused in left) == (name != "delete")
+
+
+def test_the_readme_shows_what_the_command_prints():
+    """The README's IAM section for policies/rotate.yml is the command's output, verbatim."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- iam: policies/rotate.yml -->", 1)[1].split("```json\n", 1)[1]
+    shown = block.split("```", 1)[0]
+    doc, proc = run_iam(ROOT / "policies" / "rotate.yml")
+    assert shown == proc.stdout

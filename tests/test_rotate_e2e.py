@@ -376,3 +376,35 @@ def test_a_tag_that_is_not_a_time_stops_only_that_certificate(sandbox, estate, t
                             days=3)
     assert proc.returncode != 0 and "not a time" in proc.stderr
     assert set(check_invariants(sandbox, estate)[1].values()) == {estate["old"]}
+
+
+def test_the_shipped_rotate_policy_under_its_generated_iam(sandbox, tmp_path):
+    """policies/rotate.yml as shipped, staged over ten days, run as a role that has nothing but
+    what ``c7n-apigw-certs iam policies/rotate.yml`` prints."""
+    import pathlib
+
+    from test_iam import assume_role_allowed, generated
+    path = str(pathlib.Path(__file__).resolve().parents[1] / "policies" / "rotate.yml")
+    client("s3").create_bucket(Bucket="my-trust-bundles")
+    old = make_cert(sandbox, 20, description="shipped", tags={"team": "payments"})
+    api = make_rest_stage(old, "shipped", "prod")
+    ws = make_websocket_stage(old, "shipped-ws", "live")
+    role = ["--assume", assume_role_allowed(generated(path))]
+    custodian_run(sandbox, tmp_path, path, extra=role)
+    (new,) = [c for c, v in certificates().items() if v.get("tags", {}).get(PREDECESSOR) == old]
+    sandbox.advance(days=3)
+    custodian_run(sandbox, tmp_path, path, extra=role, days=3)
+    assert client("apigateway").get_stage(restApiId=api, stageName="prod")[
+        "clientCertificateId"] == new
+    assert client("apigatewayv2").get_stage(ApiId=ws, StageName="live")[
+        "ClientCertificateId"] == new
+    assert old in certificates()
+    sandbox.advance(days=7)
+    custodian_run(sandbox, tmp_path, path, extra=role, days=10)
+    assert old not in certificates() and new in certificates()
+    pem = certificates()[new]["pemEncodedCertificate"].strip() + "\n"
+    assert client("ssm").get_parameter(Name="/apigw/client-certs/%s/prod" % api)[
+        "Parameter"]["Value"] == pem
+    assert client("s3").get_object(Bucket="my-trust-bundles", Key="apigw/%s/live.pem" % ws)[
+        "Body"].read().decode() == pem
+    assert not [r for r in sandbox.counters() if r["outcome"] == "denied"]
