@@ -10,6 +10,7 @@ from c7n.utils import local_session, type_schema
 from cryptography import x509
 from dateutil.tz import tzutc
 
+from . import owners
 from .resource import STAGES, ClientCertificate
 from .usage import PAGE_SIZE, pages
 
@@ -68,7 +69,7 @@ def annotate_expiry(cert, now):
 
 class ExpiringBase(Filter):
     """Matches what expires within ``days`` days (inclusive) or has expired. The threshold is
-    c7n's own ``value_type: expiration`` arithmetic (aws-facts.md, fact 16)."""
+    c7n's own ``value_type: expiration`` arithmetic (docs/aws-behaviour.md, fact 16)."""
 
     schema = type_schema("expiring", days={"type": "integer", "minimum": 0})
     permissions = ("apigateway:GET",)
@@ -205,6 +206,47 @@ class ClientCertificateInUse(Filter):
     def process(self, resources, event=None):
         state = self.data.get("state", True)
         return [r for r in resources if bool(r.get(STAGES)) == state]
+
+
+@ClientCertificate.filter_registry.register("template-owned")
+class TemplateOwned(Filter):
+    """Certificates that a template owns, or that a stage a template owns uses (``state:
+    true``, the default), or neither (``state: false``).
+
+    CloudFormation (and so CDK and SAM) tags what it creates with ``aws:cloudformation:*``
+    keys, which the listings already carry: no extra call. Terraform, Pulumi and others leave
+    no mark unless their default tags set one: name those tags in ``owner-tags`` (a value of
+    ``null`` matches any value). A stage counts as owned when its own tags or its API's say so.
+    Each certificate is annotated with ``c7n:owner`` and each ``c7n:stages`` entry with
+    ``owner`` (``tool``, and ``stack`` and ``logical-id``, or ``tag``).
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: apigw-client-certificates-owned-by-templates
+            resource: aws.apigw-client-certificate
+            filters:
+              - type: template-owned
+                owner-tags:
+                  ManagedBy: terraform
+    """
+
+    schema = type_schema("template-owned", state={"type": "boolean"},
+                         **{"owner-tags": owners.OWNER_TAGS_SCHEMA})
+    permissions = ("apigateway:GET",)
+
+    def iam_resources(self):
+        """The listings that the resource's tags and ``c7n:stages`` come from."""
+        from .iam import apigateway_arn
+        from .usage import LISTING_PATHS
+        return {"apigateway:GET": [apigateway_arn(p) for p in LISTING_PATHS]}
+
+    def process(self, resources, event=None):
+        state = self.data.get("state", True)
+        return [r for r in resources
+                if owners.annotate(r, self.data.get("owner-tags")) == state]
 
 
 def register_stage_filters(rest_stage_class):

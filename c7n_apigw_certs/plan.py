@@ -27,7 +27,8 @@ SWITCHED = PREFIX + "switched-at"       # a stage last moved to the successor
 DEPLOYED = PREFIX + "deployed-at"       # every switched stage deployed (redeploy: true)
 UNDEPLOYED = PREFIX + "undeployed"      # stages switched whose deployment did not land
 RETIRE_AFTER = PREFIX + "retire-after"  # switched-at + delete-after-days: the delete window
-STATE_TAGS = (SUCCESSOR, PUBLISHED, LATE, SWITCHED, DEPLOYED, UNDEPLOYED, RETIRE_AFTER)
+HANDED = PREFIX + "handed-over"         # how many stages were left to their owner last run
+STATE_TAGS = (SUCCESSOR, PUBLISHED, LATE, SWITCHED, DEPLOYED, UNDEPLOYED, RETIRE_AFTER, HANDED)
 
 # The steps.
 SKIP = "skip"          # nothing to rotate (reason)
@@ -36,6 +37,7 @@ PUBLISH = "publish"    # write trust for every stage on the old certificate
 WAIT = "wait"          # a time gate (at)
 SWITCH = "switch"      # move every stage still on the old certificate (may be none: marks)
 DEPLOY = "deploy"      # redeploy switched stages whose deployment did not land
+HANDOVER = "hand-over"  # stages whose owner (a template) must switch them: say how
 DONE = "done"          # nothing left to do without delete-after-days
 RETIRE = "retire"      # drop from trust and delete, after fresh listings agree
 
@@ -61,6 +63,10 @@ def tag_time(tags, key):
         when = isoparse(value)
     except (TypeError, ValueError) as e:
         raise StateError("tag %s is %r, not a time (%s)" % (key, value, e)) from e
+    return utc(when)
+
+
+def utc(when):
     return when if when.tzinfo else when.replace(tzinfo=tzutc())
 
 
@@ -82,37 +88,53 @@ def days(n):
     return datetime.timedelta(days=n)
 
 
-def next_step(tags, successor, on_old, now, options, rotating_predecessor=None):
+def handed_count(tags):
+    value = tags.get(HANDED) or "0"
+    if not value.isdigit():
+        raise StateError("tag %s is %r, not a count" % (HANDED, value))
+    return int(value)
+
+
+def next_step(tags, successor, on_old, now, options, rotating_predecessor=None, handed=0):
     """The next step for one certificate.
 
     ``tags``: the old certificate's tags now; ``successor``: its successor's id or None;
-    ``on_old``: how many stages the listings show on the old certificate; ``now``: the run's
+    ``on_old``: how many stages on the old certificate this action may switch; ``handed``: how
+    many are left to their owner (a template owns them, or moved them back); ``now``: the run's
     time; ``options``: the policy's ``Options``; ``rotating_predecessor``: the id of this
     certificate's own predecessor while that one's rotation still has stages to move here.
     """
     if rotating_predecessor:
         return Step(SKIP, "successor of %s, whose rotation is under way" % rotating_predecessor)
     if successor is None:
-        if not on_old:
+        if not on_old and not handed:
             return Step(SKIP, "used by no stage")
         return Step(GENERATE)
     published = tag_time(tags, PUBLISHED)
     if published is None:
         return Step(PUBLISH)
-    waiting = None
-    if on_old or SWITCHED not in tags:
+    # A stage handed over earlier is on the successor now: its owner switched it, and the
+    # delete window starts again from that.
+    moved = handed < handed_count(tags)
+    waiting = hand_over = None
+    if on_old or handed or moved or SWITCHED not in tags:
         # Stages still on the old certificate were either there at publication or came later;
         # those that came later had their trust published at LATE, so the latest publication
         # gates them all (the stages already switched never waited for a late one).
         latest = max(published, tag_time(tags, LATE) or published)
         switch_at = latest + days(options.switch_after)
-        if now >= switch_at:
+        if now < switch_at:
+            waiting = Step(WAIT, "switch at %s" % stamp(switch_at), switch_at)
+        elif on_old or moved or (SWITCHED not in tags and not handed):
             return Step(SWITCH)
-        waiting = Step(WAIT, "switch at %s" % stamp(switch_at), switch_at)
+        else:
+            hand_over = Step(HANDOVER, "%d stage(s) left to their owner" % handed, switch_at)
     if options.redeploy and deploy_pending(tags):
         return Step(DEPLOY)  # stages already switched need not wait for the others
     if waiting is not None:
         return waiting
+    if hand_over is not None:
+        return hand_over
     if options.delete_after is None:
         return Step(DONE)
     retire_at = tag_time(tags, SWITCHED) + days(options.delete_after)

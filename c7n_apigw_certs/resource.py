@@ -1,14 +1,14 @@
 """The resource ``aws.apigw-client-certificate``: every client certificate of a region, each
 with the stages that use it.
 
-Unlike c7n's ``aws.rest-client-certificate`` (aws-facts.md, fact 15) it knows where each
+Unlike c7n's ``aws.rest-client-certificate`` (docs/aws-behaviour.md, fact 15) it knows where each
 certificate is used, has its ARN (fact 4), and reports readable fields.
 """
 from c7n import query
 from c7n.manager import resources
 from c7n.utils import get_partition
 
-from . import usage
+from . import owners, usage
 
 STAGES = "c7n:stages"
 
@@ -33,6 +33,7 @@ class DescribeClientCertificate(query.DescribeSource):
         for r in resources:
             r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
             r[STAGES] = users.get(r["clientCertificateId"], [])
+            owners.annotate(r)  # CloudFormation's own tags; a policy's marker tags: the filters
         return resources
 
 

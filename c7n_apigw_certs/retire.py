@@ -15,7 +15,7 @@ from c7n.exceptions import PolicyExecutionError
 from c7n.utils import local_session, type_schema
 from dateutil.tz import tzutc
 
-from . import usage
+from . import owners, usage
 from .bundles import BundleError
 from .plan import PREDECESSOR, StateError, delete_blocker
 from .resource import ClientCertificate
@@ -77,7 +77,9 @@ class DeleteClientCertificate(BaseAction):
     certificate is not deleted, and the reason is logged and recorded under ``c7n:deleted``,
     when a stage uses it, when it is the successor of a rotation that is unfinished, or when it
     is the old certificate of a rotation whose stages are not switched (or not deployed) yet or
-    whose ``delete-after-days`` window has not passed. ``c7n:deleted`` is true otherwise.
+    whose ``delete-after-days`` window has not passed, and when a template owns it
+    (CloudFormation's tags, or the policy's ``owner-tags``: see ``template-owned``): remove it
+    from the template instead. ``c7n:deleted`` is true otherwise.
 
     :example:
 
@@ -95,7 +97,7 @@ class DeleteClientCertificate(BaseAction):
               - type: delete
     """
 
-    schema = type_schema("delete")
+    schema = type_schema("delete", **{"owner-tags": owners.OWNER_TAGS_SCHEMA})
     permissions = ("apigateway:GET", "apigateway:DELETE")
 
     def iam_resources(self):
@@ -133,12 +135,24 @@ class DeleteClientCertificate(BaseAction):
         current = listing.get(cert_id)
         if current is None:
             return "already gone"
-        reason = retirer.in_use(cert_id) or self.rotation_blocker(listing, current, retirer, now)
+        reason = retirer.in_use(cert_id) or self.owned(current) or \
+            self.rotation_blocker(listing, current, retirer, now)
         if reason:
             return reason
         retirer.delete(cert_id)
         self.log.info("client-certificate:%s deleted", cert_id)
         return True
+
+    def owned(self, cert):
+        """A certificate a template owns is never deleted behind it: CloudFormation's next
+        update would fail, Terraform would make a new one (docs/aws-behaviour.md, 29-30)."""
+        found = owners.owner(cert.get("tags"), self.data.get("owner-tags"))
+        if found is None:
+            return None
+        reason = "owned by %s: remove it from the template instead" % owners.describe(found)
+        self.log.warning("client-certificate:%s is %s: not deleted",
+                         cert["clientCertificateId"], reason)
+        return reason
 
     def rotation_blocker(self, listing, cert, retirer, now):
         tags = cert.get("tags", {})

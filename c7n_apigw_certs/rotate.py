@@ -24,10 +24,10 @@ from c7n.exceptions import PolicyExecutionError
 from c7n.utils import dumps, local_session, type_schema
 from dateutil.tz import tzutc
 
-from . import bundles, plan, stages, usage
+from . import bundles, handover, owners, plan, stages, usage
 from .plan import (
-    DEPLOYED, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, UNDEPLOYED,
-    Options, stamp)
+    DEPLOYED, HANDED, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED,
+    UNDEPLOYED, Options, stamp)
 from .publish import (
     DESTINATION_SCHEMA, check_template, locations, stages_behind, trusted_ids,
     validate_destinations)
@@ -134,6 +134,8 @@ class RotateClientCertificate(BaseAction):
             "switch-after-days": {"type": "number", "minimum": 0},
             "delete-after-days": {"type": "number", "minimum": 0},
             "redeploy": {"type": "boolean"},
+            "owner-tags": owners.OWNER_TAGS_SCHEMA,
+            "switch-owned": {"type": "boolean"},
         })
 
     def iam_resources(self):
@@ -178,6 +180,8 @@ class RotateClientCertificate(BaseAction):
             self.manager.ctx.output.write_file("action-rotate", dumps(
                 [{k: c.get(k) for k in ("clientCertificateId", RECORD)} for c in resources],
                 indent=2))
+            self.manager.ctx.output.write_file("handover.json", dumps(
+                run.hand_over.entries, indent=2))
         if run.failures:
             raise PolicyExecutionError("rotate failed for %d certificate(s): %s" % (
                 len(run.failures), "; ".join(run.failures)))
@@ -206,6 +210,7 @@ class Rotation:
             "apigateway", region_name=region, config=Config(retries={"total_max_attempts": 1})))
         self.switcher = Switcher(self, stages.adapters(session, region, self.manager.retry))
         self.retirement = Retirement(self)
+        self.hand_over = HandOver(self)
         self.pending, self.due, self.failures = {}, [], []
         self.listing, self.stage_map = {}, {}
 
@@ -280,13 +285,21 @@ class Rotation:
                 record["skipped"] = "vanished"
                 return
             new_id = self.successors.chosen.get(old_id)
-            step = plan.next_step(old.get("tags", {}), new_id, len(self.stage_map.get(old_id, ())),
-                                  self.now, self.options, self.rotating_predecessor(old))
+            tags = old.get("tags", {})
+            ours, handed = self.hand_over.split(old_id, tags)
+            step = plan.next_step(tags, new_id, len(ours), self.now, self.options,
+                                  self.rotating_predecessor(old), len(handed))
             if step.name in (plan.SKIP, plan.GENERATE):  # GENERATE here: deferred by a race
                 record.setdefault("skipped", step.reason or "successor deferred")
                 return
             if step.name == plan.WAIT:
                 record["waiting"] = step.reason
+                return
+            if step.name in (plan.HANDOVER, plan.RETIRE, plan.DONE) and \
+                    self.hand_over.certificate(old_id, new_id, record):
+                step = plan.Step(plan.HANDOVER) if handed else plan.Step(plan.DONE)
+            if step.name == plan.HANDOVER:
+                self.hand_over.step(old_id, new_id, record)
                 return
             if step.name == plan.DONE:
                 return
@@ -573,13 +586,18 @@ class Switcher:
         self.run, self.adapters, self.log = run, adapters, run.log
 
     def step(self, old_id, new_id, record):
-        """SWITCH: every stage still on the old certificate; with ``redeploy``, deployed."""
+        """SWITCH: every stage still on the old certificate that is ours to switch; with
+        ``redeploy``, deployed. The others are left to their owner (``HandOver``)."""
         run = self.run
-        switched = self.switch(old_id, new_id, record)
-        if not switched and SWITCHED not in run.listing[old_id].get("tags", {}):
-            run.switched(old_id)  # none needed: its stages had all moved away on their own
-        if switched and run.options.redeploy and \
-                not plan.undeployed(run.listing[old_id].get("tags", {})):
+        tags = run.listing[old_id].setdefault("tags", {})
+        ours, handed = run.hand_over.split(old_id, tags)
+        before = plan.handed_count(tags)
+        switched = self.switch(old_id, new_id, ours, record)
+        if not switched and ((SWITCHED not in tags and not handed) or len(handed) < before):
+            # None needed: its stages moved on their own, or their owner switched them.
+            run.switched(old_id)
+        run.hand_over.count(old_id, handed)
+        if switched and run.options.redeploy and not plan.undeployed(tags):
             run.mark(old_id, {DEPLOYED: stamp(run.now)})
 
     def deploy_step(self, old_id, new_id, record):
@@ -587,9 +605,8 @@ class Switcher:
         self.deploy_pending(old_id, new_id, record)
         self.run.mark(old_id, {DEPLOYED: stamp(self.run.now), UNDEPLOYED: ""})
 
-    def switch(self, old_id, new_id, record):
+    def switch(self, old_id, new_id, stage_list, record):
         run = self.run
-        stage_list = list(run.stage_map.get(old_id, []))
         places, fields = run.places(old_id, new_id, stage_list)
         new_pem = run.listing[new_id]["pemEncodedCertificate"]
         switched, late, cache = [], [], {}
@@ -657,3 +674,88 @@ class Switcher:
         if wanted and "*" not in wanted:
             on_new = [s for s in on_new if "%s/%s" % (s["apiId"], s["stageName"]) in wanted]
         self.deploy(old_id, new_id, on_new, record)
+
+
+class HandOver:
+    """Stages and certificates that a template owns, and stages that moved back to the old
+    certificate after the switch: never switched (unless ``switch-owned``), never fought, never
+    deleted; their owner is told what to change (``handover.py``). Their trust is published as
+    for any stage, so the owner can switch as soon as the gate has passed."""
+
+    def __init__(self, run):
+        self.run, self.log = run, run.log
+        self.owner_tags = run.action.data.get("owner-tags") or {}
+        self.switch_owned = bool(run.action.data.get("switch-owned"))
+        self.entries = []
+        self.told = set()
+
+    def split(self, old_id, tags):
+        """The stages on the old certificate: (ours to switch, [(stage, owner, reason)])."""
+        ours, handed = [], []
+        for stage in self.run.stage_map.get(old_id, []):
+            found = owners.stage_owner(stage, self.owner_tags)
+            if found is not None and not self.switch_owned:
+                handed.append((stage, found, "its template owns it"))
+            elif self.moved_back(stage, tags):
+                handed.append((stage, found, "it moved back to the old certificate after the "
+                               "switch of %s: its owner reverted it" % tags[SWITCHED]))
+            else:
+                ours.append(stage)
+        return ours, handed
+
+    @staticmethod
+    def moved_back(stage, tags):
+        """On the old certificate, though it was there at publication (so it was switched) and
+        changed after the last switch: a template (or a person) put the old one back."""
+        switched, published = plan.tag_time(tags, SWITCHED), plan.tag_time(tags, PUBLISHED)
+        created, updated = stage.get("createdDate"), stage.get("lastUpdatedDate")
+        if None in (switched, published, created, updated):
+            return False
+        return plan.utc(created) <= published and plan.utc(updated) > switched
+
+    def count(self, old_id, handed):
+        if plan.handed_count(self.run.listing[old_id].get("tags", {})) != len(handed):
+            self.run.mark(old_id, {HANDED: str(len(handed))})
+
+    def add(self, entry):
+        self.entries.append(entry)
+        self.log.warning(handover.line(entry))
+
+    def step(self, old_id, new_id, record):
+        """HANDOVER: trust for every stage left to its owner (published now for one that came
+        late), and what its owner must change, from when."""
+        run = self.run
+        tags = run.listing[old_id].setdefault("tags", {})
+        _, handed = self.split(old_id, tags)
+        places, fields = run.places(old_id, new_id, [stage for stage, _, _ in handed])
+        gate = max(plan.tag_time(tags, PUBLISHED), plan.tag_time(tags, LATE) or
+                   plan.tag_time(tags, PUBLISHED)) + plan.days(run.options.switch_after)
+        new_pem, cache = run.listing[new_id]["pemEncodedCertificate"], {}
+        for stage, found, reason in handed:
+            not_before = gate
+            missing = {p: behind for p, behind in places.items()
+                       if stage in behind and not run.trust.holds(p, new_pem, cache)}
+            if missing:  # came after publication: trust first, its owner switches later
+                run.trust.publish(missing, fields)
+                run.mark(old_id, {LATE: stamp(run.now)})
+                cache.clear()
+                not_before = run.now + plan.days(run.options.switch_after)
+            self.add(handover.stage_entry(old_id, new_id, stage, found, stamp(not_before),
+                                          reason))
+            if reason.startswith("it moved back"):
+                record.setdefault("reverted", []).append(stages.stage_label(stage))
+        record["handed-over"] = [stages.stage_label(stage) for stage, _, _ in handed]
+        record["waiting"] = "for the owner of %d stage(s) to switch" % len(handed)
+        self.count(old_id, handed)
+
+    def certificate(self, old_id, new_id, record):
+        """True if a template owns the old certificate: it is never deleted here."""
+        found = owners.owner(self.run.listing[old_id].get("tags"), self.owner_tags)
+        if found is None:
+            return False
+        record["not-deleted"] = "owned by %s: remove it from the template" % owners.describe(
+            found)
+        if old_id not in self.told:
+            self.told.add(old_id)
+            self.add(handover.certificate_entry(old_id, new_id, found))
+        return True

@@ -36,7 +36,11 @@ def certificates(client):
             for c in page.get("items", ())}
 
 
-def stage_entry(protocol, api_id, api_name, stage_name, cert_id):
+def stage_entry(protocol, api_id, api_name, stage_name, cert_id, tags=None, api_tags=None,
+                created=None, updated=None):
+    """One stage that references a certificate. Its tags and its API's, as the listings give
+    them, tell who owns it (``owners.py``); its dates tell a stage that moved back after a
+    switch from one that came later (``rotate.py``)."""
     return {
         "protocol": protocol,
         "apiId": api_id,
@@ -44,6 +48,10 @@ def stage_entry(protocol, api_id, api_name, stage_name, cert_id):
         "stageName": stage_name,
         "clientCertificateId": cert_id,
         "label": "%s %s (%s) / %s" % (protocol, api_name, api_id, stage_name),
+        "tags": tags or {},
+        "apiTags": api_tags or {},
+        "createdDate": created,
+        "lastUpdatedDate": updated,
     }
 
 
@@ -59,7 +67,9 @@ def rest_stages(client):
             for stage in stages:
                 if stage.get("clientCertificateId"):
                     yield stage_entry(REST, api["id"], api.get("name", ""),
-                                      stage["stageName"], stage["clientCertificateId"])
+                                      stage["stageName"], stage["clientCertificateId"],
+                                      stage.get("tags"), api.get("tags"),
+                                      stage.get("createdDate"), stage.get("lastUpdatedDate"))
 
 
 def websocket_stages(client):
@@ -73,7 +83,10 @@ def websocket_stages(client):
                     for stage in stage_page.get("Items", ()):
                         if stage.get("ClientCertificateId"):
                             yield stage_entry(WEBSOCKET, api["ApiId"], api.get("Name", ""),
-                                              stage["StageName"], stage["ClientCertificateId"])
+                                              stage["StageName"], stage["ClientCertificateId"],
+                                              stage.get("Tags"), api.get("Tags"),
+                                              stage.get("CreatedDate"),
+                                              stage.get("LastUpdatedDate"))
             except client.exceptions.NotFoundException:
                 log.info("apigwv2:%s vanished while listing its stages", api["ApiId"])
 

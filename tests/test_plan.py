@@ -117,3 +117,30 @@ def test_delete_spares_an_old_certificate_inside_its_window():
     assert "not switched" in delete_blocker({SUCCESSOR: "new"}, None, NOW)
     assert "not deployed" in delete_blocker(
         {SUCCESSOR: "new", SWITCHED: ago(9), UNDEPLOYED: "a/b"}, None, NOW)
+
+
+# -- stages left to their owner (a template) ------------------------------------------------
+def test_owned_stages_are_handed_over_once_the_switch_is_due():
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(1)}
+    assert step(tags, on_old=0, handed=1).name == plan.WAIT  # not before the gate
+    tags[PUBLISHED] = ago(3)
+    assert step(tags, on_old=1, handed=1).name == plan.SWITCH  # ours first
+    result = step(dict(tags, **{SWITCHED: ago(0)}), on_old=0, handed=1)
+    assert result.name == plan.HANDOVER and result.reason == "1 stage(s) left to their owner"
+    assert step(tags, on_old=0, handed=2).name == plan.HANDOVER  # none of ours: no switch mark
+
+
+def test_a_handed_over_stage_moved_by_its_owner_restarts_the_delete_window():
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(20), SWITCHED: ago(17), plan.HANDED: "1"}
+    assert step(tags, on_old=0, handed=0).name == plan.SWITCH  # marks the owner's switch
+    done = dict(tags, **{plan.HANDED: "0", SWITCHED: ago(0)})
+    assert step(done, on_old=0, handed=0).reason.startswith("delete at ")
+
+
+def test_a_handed_over_count_that_is_not_a_number_stops_the_certificate():
+    with pytest.raises(plan.StateError, match="not a count"):
+        step({SUCCESSOR: "new", PUBLISHED: ago(5), plan.HANDED: "x"}, on_old=0, handed=1)
+
+
+def test_a_certificate_only_owned_stages_use_still_gets_a_successor():
+    assert step({}, successor=None, on_old=0, handed=1).name == plan.GENERATE
