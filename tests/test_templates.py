@@ -240,3 +240,37 @@ def test_template_owned_filter(sandbox, owned, tmp_path):
     policy["filters"][0]["state"] = False
     found, _ = custodian_run(sandbox, tmp_path, policy)
     assert [c["clientCertificateId"] for c in found[REGION]] == [plain]
+
+
+def test_the_shipped_templates_policy(sandbox, tmp_path):
+    """policies/templates.yml as shipped: a stack's stage and a Terraform-tagged stage are
+    handed over, a stage nobody owns is switched; the report policy finds the owned ones."""
+    import pathlib
+    path = str(pathlib.Path(__file__).resolve().parents[1] / "policies" / "templates.yml")
+    client("s3").create_bucket(Bucket="my-trust-bundles")
+    old = make_cert(sandbox, 20, description="shared")
+    stack_api = make_rest_stage(old, "stack-api", "prod")
+    sandbox.tag(arn("/restapis/%s/stages/prod" % stack_api), stack_tags("ProdStage"))
+    tf_api = make_rest_stage(old, "tf-api", "prod")
+    sandbox.tag(arn("/restapis/%s" % tf_api), {"ManagedBy": "terraform"})
+    free = make_rest_stage(old, "free-api", "prod")
+    plain = make_cert(sandbox, 20, description="plain")
+    make_rest_stage(plain, "plain-api", "prod")
+    custodian_run(sandbox, tmp_path, path)
+    sandbox.advance(days=3)
+    custodian_run(sandbox, tmp_path, path, days=3)
+    new = successor_of(old)
+    assert rest_certificate(free) == new
+    assert rest_certificate(stack_api) == old and rest_certificate(tf_api) == old
+    out = tmp_path / "out" / "apigw-client-certificates-rotate-templated" / "handover.json"
+    owners = {e["stage"]: e["owner"] for e in json.loads(out.read_text())}
+    assert owners["stage:%s/prod" % stack_api]["stack"] == "orders"
+    assert owners["stage:%s/prod" % tf_api]["tag"] == "ManagedBy=terraform"
+    assert len(owners) == 2
+    key = "apigw/123456789012/us-east-1/%s/prod.pem" % stack_api
+    text = client("s3").get_object(Bucket="my-trust-bundles", Key=key)["Body"].read().decode()
+    assert certificates()[new]["pemEncodedCertificate"].strip() in text
+    report = tmp_path / "out" / "apigw-client-certificates-owned-by-templates"
+    reported = {c["clientCertificateId"] for c in json.loads(
+        (report / "resources.json").read_text())}
+    assert old in reported and plain not in reported
