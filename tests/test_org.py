@@ -80,3 +80,44 @@ def test_org_rotate_two_accounts(sandbox, tmp_path):
         param = session.client("ssm").get_parameter(
             Name="/trust/%s/%s/prod" % (ACCOUNTS[name], api["id"]))["Parameter"]["Value"]
         assert param.strip() == certs[0]["pemEncodedCertificate"].strip()
+
+
+def test_org_accounts_share_one_trust_object(sandbox, tmp_path):
+    """Two accounts under c7n-org write one central S3 object (no {account_id} or {region} in
+    the key): each merges its certificates into it, neither drops the other's."""
+    import boto3
+
+    from c7n_apigw_certs.sandbox.seed import create_rest_stage
+    from conftest import client
+    client("s3").create_bucket(Bucket="central-trust")
+    old, sessions = {}, {}
+    for name, account in ACCOUNTS.items():
+        creds = boto3.client("sts").assume_role(
+            RoleArn="arn:aws:iam::%s:role/custodian" % account,
+            RoleSessionName="seed")["Credentials"]
+        sessions[name] = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"], region_name="us-east-1")
+        old[name] = make_cert(sandbox, 3, account=account)
+        apigw = sessions[name].client("apigateway")
+        create_rest_stage(apigw, apigw.create_rest_api(name=name)["id"], "prod", old[name])
+    config = tmp_path / "accounts.yml"
+    config.write_text(yaml.safe_dump({"accounts": [
+        {"name": name, "account_id": account, "regions": ["us-east-1"],
+         "role": "arn:aws:iam::%s:role/custodian" % account}
+        for name, account in ACCOUNTS.items()]}))
+    policy = write_policy(tmp_path, {
+        "name": "rotate", "resource": "aws.apigw-client-certificate",
+        "filters": [{"type": "expiring", "days": 30}],
+        "actions": [{"type": "rotate", "switch-after-days": 3, "publish": [
+            {"type": "s3", "bucket": "central-trust", "key": "apigw/trust.pem"}]}]})
+    run_cli("c7n-org", ["run", "-c", str(config), "-s", str(tmp_path / "org-out"), "-u", policy,
+                        "--cache-period", "0"], dict(sandbox.env, C7N_ORG_PARALLEL="2"))
+    text = client("s3").get_object(Bucket="central-trust", Key="apigw/trust.pem")[
+        "Body"].read().decode()
+    for name, session in sessions.items():
+        certs = session.client("apigateway").get_client_certificates()["items"]
+        assert len(certs) == 2  # the old one and its successor
+        for cert in certs:
+            assert cert["pemEncodedCertificate"].strip() in text, (name, cert)
+    assert text.count("BEGIN CERTIFICATE") == 4
