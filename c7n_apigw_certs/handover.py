@@ -6,9 +6,12 @@ next ``terraform apply``) puts the template's certificate back (docs/aws-behavio
 and 30). A certificate a template owns must not be deleted behind it either: CloudFormation's
 next update fails on it, and Terraform creates a new one, with a PEM no backend trusts. So the
 rotation generates the successor and publishes its trust as usual, then tells the owner:
-``handover.json`` in the policy's output, and one log line per entry.
+``handover.json`` in the policy's output, and one log line per entry. ``HandOver`` is the
+``rotate`` action's executor for it.
 """
+from . import owners, plan, stages
 from .owners import CLOUDFORMATION, describe
+from .plan import HANDED, LATE, PUBLISHED, SWITCHED, stamp
 
 STAGE_ACTION = "set ClientCertificateId to %s"
 
@@ -65,3 +68,88 @@ def line(entry):
     if entry.get("not-before"):
         text += ", not before %s" % entry["not-before"]
     return text
+
+
+class HandOver:
+    """Stages and certificates that a template owns, and stages that moved back to the old
+    certificate after the switch: never switched (unless ``switch-owned``), never fought, never
+    deleted; their owner is told what to change (``handover.py``). Their trust is published as
+    for any stage, so the owner can switch as soon as the gate has passed."""
+
+    def __init__(self, run):
+        self.run, self.log = run, run.log
+        self.owner_tags = run.action.data.get("owner-tags") or {}
+        self.switch_owned = bool(run.action.data.get("switch-owned"))
+        self.entries = []
+        self.told = set()
+
+    def split(self, old_id, tags):
+        """The stages on the old certificate: (ours to switch, [(stage, owner, reason)])."""
+        ours, handed = [], []
+        for stage in self.run.stage_map.get(old_id, []):
+            found = owners.stage_owner(stage, self.owner_tags)
+            if found is not None and not self.switch_owned:
+                handed.append((stage, found, "its template owns it"))
+            elif self.moved_back(stage, tags):
+                handed.append((stage, found, "it moved back to the old certificate after the "
+                               "switch of %s: its owner reverted it" % tags[SWITCHED]))
+            else:
+                ours.append(stage)
+        return ours, handed
+
+    @staticmethod
+    def moved_back(stage, tags):
+        """On the old certificate, though it was there at publication (so it was switched) and
+        changed after the last switch: a template (or a person) put the old one back."""
+        switched, published = plan.tag_time(tags, SWITCHED), plan.tag_time(tags, PUBLISHED)
+        created, updated = stage.get("createdDate"), stage.get("lastUpdatedDate")
+        if None in (switched, published, created, updated):
+            return False
+        return plan.utc(created) <= published and plan.utc(updated) > switched
+
+    def count(self, old_id, handed):
+        if plan.handed_count(self.run.listing[old_id].get("tags", {})) != len(handed):
+            self.run.mark(old_id, {HANDED: str(len(handed))})
+
+    def add(self, entry):
+        self.entries.append(entry)
+        self.log.warning(line(entry))
+
+    def step(self, old_id, new_id, record):
+        """HANDOVER: trust for every stage left to its owner (published now for one that came
+        late), and what its owner must change, from when."""
+        run = self.run
+        tags = run.listing[old_id].setdefault("tags", {})
+        _, handed = self.split(old_id, tags)
+        places, fields = run.places(old_id, new_id, [stage for stage, _, _ in handed])
+        gate = max(plan.tag_time(tags, PUBLISHED), plan.tag_time(tags, LATE) or
+                   plan.tag_time(tags, PUBLISHED)) + plan.days(run.options.switch_after)
+        new_pem, cache = run.listing[new_id]["pemEncodedCertificate"], {}
+        for stage, found, reason in handed:
+            not_before = gate
+            missing = {p: behind for p, behind in places.items()
+                       if stage in behind and not run.trust.holds(p, new_pem, cache)}
+            if missing:  # came after publication: trust first, its owner switches later
+                run.trust.publish(missing, fields)
+                run.mark(old_id, {LATE: stamp(run.now)})
+                cache.clear()
+                not_before = run.now + plan.days(run.options.switch_after)
+            self.add(stage_entry(old_id, new_id, stage, found, stamp(not_before),
+                                          reason))
+            if reason.startswith("it moved back"):
+                record.setdefault("reverted", []).append(stages.stage_label(stage))
+        record["handed-over"] = [stages.stage_label(stage) for stage, _, _ in handed]
+        record["waiting"] = "for the owner of %d stage(s) to switch" % len(handed)
+        self.count(old_id, handed)
+
+    def certificate(self, old_id, new_id, record):
+        """True if a template owns the old certificate: it is never deleted here."""
+        found = owners.owner(self.run.listing[old_id].get("tags"), self.owner_tags)
+        if found is None:
+            return False
+        record["not-deleted"] = "owned by %s: remove it from the template" % owners.describe(
+            found)
+        if old_id not in self.told:
+            self.told.add(old_id)
+            self.add(certificate_entry(old_id, new_id, found))
+        return True
