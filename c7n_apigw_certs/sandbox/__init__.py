@@ -12,19 +12,22 @@ Over HTTP (the real ``custodian`` and ``c7n-org``): ``c7n-apigw-certs sandbox --
 or ``SandboxServer(port=0).start()`` in a test; ``remote.SandboxClient`` drives its controls.
 
 Where each behaviour lives: ``apigateway.py`` (client certificates, stages, deployments, what a
-stage presents), ``tags.py`` (API Gateway's tag rules), ``ssm.py`` (Parameter Store's value
-sizes per tier), ``iam.py`` (assumed roles held to their policies), ``gate.py`` (the order in
-which IAM, the throttle, the deployment rate and faults apply), ``controls.py`` (clock, throttle,
-deployment rate, faults, counters, switches), ``server.py`` (the HTTP endpoints of the controls).
+stage presents), ``cloudformation.py`` (stacks that own REST and WebSocket APIs, stages and
+certificates, tagged as CloudFormation tags them), ``tags.py`` (API Gateway's tag rules),
+``ssm.py`` (Parameter Store's value sizes per tier), ``iam.py`` (assumed roles held to their
+policies), ``gate.py`` (the order in which IAM, the throttle, the deployment rate and faults
+apply), ``controls.py`` (clock, throttle, deployment rate, faults, counters, switches),
+``server.py`` (the HTTP endpoints of the controls).
 """
 from .controls import CONTROLS  # noqa: F401
 
 
 def install():
-    """Extend moto in this process: the certificate API, the stage fields, SSM's value sizes,
-    the gate (IAM, throttle, deployment rate, faults, counters)."""
-    from . import apigateway, gate, iam, ssm
+    """Extend moto in this process: the certificate API, the stage fields, CloudFormation for
+    them, SSM's value sizes, the gate (IAM, throttle, deployment rate, faults, counters)."""
+    from . import apigateway, cloudformation, gate, iam, ssm
     apigateway.install()
+    cloudformation.install()
     ssm.install()
     iam.install()
     gate.install()

@@ -89,6 +89,18 @@ def get_certificate(account, region, cert_id):
     return cert
 
 
+def delete_certificate(account, region, cert_id):
+    """Delete a certificate; under the switch ``delete_in_use: refuse``, not one that a stage
+    references (fact 7). Callers: DeleteClientCertificate, and CloudFormation
+    (``cloudformation.py``)."""
+    cert = get_certificate(account, region, cert_id)
+    users = stages_using(account, region, cert.id)
+    if users and CONTROLS.switches.delete_in_use == "refuse":
+        raise BadRequestException(
+            "Client certificate %s is in use by %d stage(s)" % (cert.id, len(users)))
+    del certificates_of(account, region)[cert.id]
+
+
 def stages_using(account, region, cert_id):
     """(kind, api id, stage name) of every REST and WebSocket stage that references the id."""
     found = []
@@ -170,12 +182,7 @@ class SandboxAPIGatewayResponse(APIGatewayResponse):
         return _json(200, cert.to_json())
 
     def delete_client_certificate(self):
-        cert = get_certificate(self.current_account, self.region, self._certificate_id())
-        users = stages_using(self.current_account, self.region, cert.id)
-        if users and CONTROLS.switches.delete_in_use == "refuse":
-            raise BadRequestException(
-                "Client certificate %s is in use by %d stage(s)" % (cert.id, len(users)))
-        del certificates_of(self.current_account, self.region)[cert.id]
+        delete_certificate(self.current_account, self.region, self._certificate_id())
         return _json(202)
 
     # -- tags: ours for what tags.py knows (moto tags only REST stages), moto's otherwise ---

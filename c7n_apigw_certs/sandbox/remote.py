@@ -8,6 +8,18 @@ DUMMY_KEY = "testing"
 # A request with this header set to "1" is set-up (seeding), exempt from the CreateDeployment
 # rate: see gate.py.
 SETUP_HEADER = "X-C7n-Sandbox-Setup"
+# The tags CloudFormation puts on what a stack creates (docs/aws-behaviour.md, fact 29).
+STACK_NAME_TAG = "aws:cloudformation:stack-name"
+LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
+STACK_ID_TAG = "aws:cloudformation:stack-id"
+
+
+def stack_tags(stack_id, logical_id):
+    """The three tags CloudFormation puts on a resource of the stack ``stack_id``
+    (``arn:aws:cloudformation:<region>:<account>:stack/<name>/<uuid>``), e.g. for a resource
+    that the sandbox's CloudFormation cannot create (see ``cloudformation.py``)."""
+    return {STACK_NAME_TAG: stack_id.split(":", 5)[5].split("/")[1],
+            LOGICAL_ID_TAG: logical_id, STACK_ID_TAG: stack_id}
 
 
 def environment(endpoint, region="us-east-1"):
@@ -100,6 +112,11 @@ class SandboxClient:
         if region:
             body["region"] = region
         return self._call("POST", "tags", body)["tags"]
+
+    def tag_as_stack(self, arn, stack_id, logical_id, account="123456789012", region=None):
+        """Tag a resource exactly as CloudFormation tags what the stack ``stack_id`` creates
+        (``stack_tags``); returns the resource's tags."""
+        return self.tag(arn, stack_tags(stack_id, logical_id), account, region)
 
     def create_certificate(self, **spec):
         """See ``server.seed_certificate`` for the keys."""
