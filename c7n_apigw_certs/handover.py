@@ -9,11 +9,19 @@ rotation generates the successor and publishes its trust as usual, then tells th
 ``handover.json`` in the policy's output, and one log line per entry. ``HandOver`` is the
 ``rotate`` action's executor for it.
 """
+import datetime
+
 from . import owners, plan, stages
 from .owners import CLOUDFORMATION, describe
-from .plan import HANDED, LATE, PUBLISHED, SWITCHED, stamp
+from .plan import HANDED, LATE, PUBLISHED, SWITCHED_STAGES, Failed, stamp
 
 STAGE_ACTION = "set ClientCertificateId to %s"
+OWNED = "its template owns it"
+MOVED_BACK = ("it moved back to the old certificate after this action switched it: its owner "
+              "reverted it")
+# Stages still left to their owner this close to the old certificate's expiry fail the run:
+# a hand-over nobody acted on is an outage in the making.
+ALARM = datetime.timedelta(days=7)
 
 
 def stage_entry(old_id, new_id, stage, found, not_before, reason):
@@ -86,26 +94,18 @@ class HandOver:
     def split(self, old_id, tags):
         """The stages on the old certificate: (ours to switch, [(stage, owner, reason)])."""
         ours, handed = [], []
+        switched_before = plan.labels(tags, SWITCHED_STAGES)
         for stage in self.run.stage_map.get(old_id, []):
             found = owners.stage_owner(stage, self.owner_tags)
             if found is not None and not self.switch_owned:
-                handed.append((stage, found, "its template owns it"))
-            elif self.moved_back(stage, tags):
-                handed.append((stage, found, "it moved back to the old certificate after the "
-                               "switch of %s: its owner reverted it" % tags[SWITCHED]))
+                handed.append((stage, found, OWNED))
+            elif "%s/%s" % (stage["apiId"], stage["stageName"]) in switched_before:
+                # This action switched it, and it is on the old certificate again: a template
+                # (or a person) put it back. Switching it again would fight them.
+                handed.append((stage, found, MOVED_BACK))
             else:
                 ours.append(stage)
         return ours, handed
-
-    @staticmethod
-    def moved_back(stage, tags):
-        """On the old certificate, though it was there at publication (so it was switched) and
-        changed after the last switch: a template (or a person) put the old one back."""
-        switched, published = plan.tag_time(tags, SWITCHED), plan.tag_time(tags, PUBLISHED)
-        created, updated = stage.get("createdDate"), stage.get("lastUpdatedDate")
-        if None in (switched, published, created, updated):
-            return False
-        return plan.utc(created) <= published and plan.utc(updated) > switched
 
     def count(self, old_id, handed):
         if plan.handed_count(self.run.listing[old_id].get("tags", {})) != len(handed):
@@ -134,13 +134,26 @@ class HandOver:
                 run.mark(old_id, {LATE: stamp(run.now)})
                 cache.clear()
                 not_before = run.now + plan.days(run.options.switch_after)
-            self.add(stage_entry(old_id, new_id, stage, found, stamp(not_before),
-                                          reason))
-            if reason.startswith("it moved back"):
+            self.add(stage_entry(old_id, new_id, stage, found, stamp(not_before), reason))
+            if reason == MOVED_BACK:
                 record.setdefault("reverted", []).append(stages.stage_label(stage))
         record["handed-over"] = [stages.stage_label(stage) for stage, _, _ in handed]
         record["waiting"] = "for the owner of %d stage(s) to switch" % len(handed)
         self.count(old_id, handed)
+        self.alarm(old_id, record)
+
+    def alarm(self, old_id, record):
+        """A stage moved back, or a hand-over this close to expiry: the run fails, so that a
+        pipeline or a person sees it (the stages stay as they are)."""
+        if record.get("reverted"):
+            raise Failed("%s moved back to client-certificate:%s after the switch: not "
+                         "switched again (see handover.json)" % (
+                             ", ".join(record["reverted"]), old_id))
+        expires = plan.utc(self.run.listing[old_id]["expirationDate"])
+        if expires - ALARM <= self.run.now:
+            raise Failed("%d stage(s) left to their owner still use client-certificate:%s, "
+                         "which expires at %s (see handover.json)" % (
+                             len(record["handed-over"]), old_id, stamp(expires)))
 
     def certificate(self, old_id, new_id, record):
         """True if a template owns the old certificate: it is never deleted here."""

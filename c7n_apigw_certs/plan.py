@@ -24,11 +24,14 @@ SUCCESSOR = PREFIX + "successor"        # on the old certificate: its successor'
 PUBLISHED = PREFIX + "published-at"     # trust first published for the stages of the time
 LATE = PREFIX + "late-published-at"     # trust last published for a stage that came later
 SWITCHED = PREFIX + "switched-at"       # a stage last moved to the successor
-DEPLOYED = PREFIX + "deployed-at"       # every switched stage deployed (redeploy: true)
-UNDEPLOYED = PREFIX + "undeployed"      # stages switched whose deployment did not land
+SWITCHED_STAGES = PREFIX + "switched"   # the stages this action switched ("api/stage" ...)
+UNDEPLOYED = PREFIX + "undeployed"      # stages switched whose deployment is not confirmed
 RETIRE_AFTER = PREFIX + "retire-after"  # switched-at + delete-after-days: the delete window
 HANDED = PREFIX + "handed-over"         # how many stages were left to their owner last run
-STATE_TAGS = (SUCCESSOR, PUBLISHED, LATE, SWITCHED, DEPLOYED, UNDEPLOYED, RETIRE_AFTER, HANDED)
+STATE_TAGS = (SUCCESSOR, PUBLISHED, LATE, SWITCHED, SWITCHED_STAGES, UNDEPLOYED, RETIRE_AFTER,
+              HANDED)
+TAG_VALUE_LENGTH = 256  # an API Gateway tag value (docs/aws-behaviour.md, fact 35)
+ALL = "*"               # a list of stages too long for one tag value: every stage
 
 # The steps.
 SKIP = "skip"          # nothing to rotate (reason)
@@ -43,6 +46,10 @@ RETIRE = "retire"      # drop from trust and delete, after fresh listings agree
 
 Step = collections.namedtuple("Step", "name reason at", defaults=(None, None))
 Options = collections.namedtuple("Options", "switch_after delete_after redeploy")
+
+
+class Failed(Exception):
+    """A step that could not be done, with what it was doing: the certificate stops there."""
 
 
 class StateError(ValueError):
@@ -70,18 +77,33 @@ def utc(when):
     return when if when.tzinfo else when.replace(tzinfo=tzutc())
 
 
+def labels(tags, key):
+    """The stage labels (``api/stage``) a state tag lists; ``["*"]`` when it outgrew a tag."""
+    return [label for label in (tags.get(key) or "").split() if label]
+
+
+def with_label(tags, key, label, add=True):
+    """The tag's new value with a label added (or removed). A list longer than a tag value
+    holds becomes ``*``: every stage, the safe side for both lists."""
+    found = labels(tags, key)
+    if ALL in found:
+        return ALL
+    found = sorted(set(found) | {label}) if add else [x for x in found if x != label]
+    value = " ".join(found)
+    return value if len(value) <= TAG_VALUE_LENGTH else ALL
+
+
 def undeployed(tags):
-    """The stage labels ``api/stage`` recorded as switched but not deployed."""
-    return [label for label in tags.get(UNDEPLOYED, "").split() if label]
+    """The stages switched whose deployment is not confirmed (``redeploy: true``): written
+    *before* each switch and cleared after its deployment, so a run that dies in between, or
+    fails to write its tags at the end, still leaves them listed."""
+    return labels(tags, UNDEPLOYED)
 
 
 def deploy_pending(tags):
     """Whether a switched stage may still present the old certificate for want of a deployment
-    (docs/aws-behaviour.md, facts 11 and 31): a recorded failure, or a switch newer than the last
-    confirmed deployment (a run that died between the two)."""
-    switched, deployed = tag_time(tags, SWITCHED), tag_time(tags, DEPLOYED)
-    return bool(undeployed(tags)) or (switched is not None and
-                                      (deployed is None or deployed < switched))
+    (docs/aws-behaviour.md, facts 11 and 31)."""
+    return bool(undeployed(tags))
 
 
 def days(n):

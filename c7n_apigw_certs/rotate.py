@@ -27,42 +27,45 @@ from dateutil.tz import tzutc
 from . import bundles, owners, plan, stages, usage
 from .handover import HandOver
 from .plan import (
-    DEPLOYED, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, UNDEPLOYED,
-    Options, stamp)
+    Failed, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, SWITCHED_STAGES,
+    UNDEPLOYED, Options, stamp)
 from .publish import (
-    DESTINATION_SCHEMA, check_template, locations, stages_behind, trusted_ids,
+    DESTINATION_SCHEMA, check_template, locations, stages_behind, template_fields, trusted_ids,
     validate_destinations)
 from .resource import ClientCertificate, certificate_arn
-from .retire import FAILURES, Retirer, error_text, stage_labels
+from .retire import FAILURES, Retirer, error_text
 from .stores import STORES, Stores
 
 RECORD = "c7n:rotation"
 DESCRIPTION_FIELDS = {"old_cert_id", "region", "account_id"}
 DEFAULT_DESCRIPTION = "Rotated from {old_cert_id} by c7n-apigw-certs"
-MAX_TAGS = 50          # tags on one API Gateway resource (fact 35)
-TAG_VALUE_LENGTH = 256
+MAX_TAGS = 50          # tags on one API Gateway resource, aws: keys aside (facts 35, 60)
 MAX_STEPS = 8          # a certificate takes at most this many steps in one run
+# A successor that lost a race is deleted only by a later run, once it is this old and unused:
+# a run that is still going may have found it and be about to switch a stage to it.
+ORPHAN_AGE = datetime.timedelta(days=1)
 
 
 class QuotaFull(Exception):
     """``LimitExceededException`` from ``GenerateClientCertificate`` (fact 5)."""
 
 
-class Failed(Exception):
-    """A step that could not be done, with what it was doing."""
+def user_tags(tags):
+    return {k: v for k, v in (tags or {}).items()
+            if not k.lower().startswith("aws:") and not k.startswith(plan.PREFIX)}
 
 
-def copied_tags(tags, log, old_id):
+def copied_tags(tags, log, old_id, owner_tags=()):
     """The old certificate's tags that a successor may carry: no reserved ``aws:`` key (API
     Gateway refuses them from callers, and CloudFormation sets them on what it creates: fact 35),
-    no rotation state; within the 50-tag limit with the predecessor tag."""
-    keep = {k: v for k, v in sorted(tags.items())
-            if not k.lower().startswith("aws:") and not k.startswith(plan.PREFIX)}
-    if len(keep) >= MAX_TAGS:
-        dropped = sorted(keep)[MAX_TAGS - 1:]
+    no rotation state, no tag that marks a template's resources (the successor is ours, not the
+    template's); room left for the predecessor tag and for its own rotation's state."""
+    keep = {k: v for k, v in sorted(user_tags(tags).items()) if k not in owner_tags}
+    room = MAX_TAGS - 1 - len(plan.STATE_TAGS)
+    if len(keep) > room:
         log.warning("client-certificate:%s has more tags than a successor can carry with its "
-                    "link: not copied: %s", old_id, ", ".join(dropped))
-        keep = {k: keep[k] for k in sorted(keep)[:MAX_TAGS - 1]}
+                    "rotation state: not copied: %s", old_id, ", ".join(sorted(keep)[room:]))
+        keep = {k: keep[k] for k in sorted(keep)[:room]}
     keep[PREDECESSOR] = old_id
     return keep
 
@@ -223,12 +226,20 @@ class Rotation:
             self.listing = usage.certificates(self.apigw)
             # Who uses what: the listing this run's query made seconds ago (each change is
             # re-checked against fresh state before it is made), else a fresh one.
-            self.stage_map = getattr(self.manager, "stages_by_certificate", None) or \
-                usage.stages_by_certificate(self.manager.session_factory,
-                                            self.manager.config.region)
+            self.stage_map = getattr(self.manager, "stages_by_certificate", None)
+            if self.stage_map is None:  # a cached query: no listing of this run to reuse
+                self.stage_map = usage.stages_by_certificate(self.manager.session_factory,
+                                                             self.manager.config.region)
         except FAILURES as e:
             for cert in self.resources:
                 self.failed(cert, Failed("listing: %s" % error_text(e)))
+            return
+        if not self.fields["account_id"] and self.uses_account_id():
+            # c7n leaves the account id empty when STS cannot be reached (fact 43): a bundle
+            # name rendered without it is not the one the backends read.
+            for cert in self.resources:
+                self.failed(cert, Failed("the account id is unknown (sts:GetCallerIdentity "
+                                         "failed), and a template uses {account_id}"))
             return
         queue = list(self.resources)
         while queue:
@@ -242,6 +253,23 @@ class Rotation:
                         "generate: LimitExceededException: the region's quota of client "
                         "certificates is reached (%d exist; 60 by default)" % len(self.listing)))
                 break
+
+    def uses_account_id(self):
+        data = self.action.data
+        templates = [data.get("description", "")] + [
+            value for dest in data["publish"] for key, value in dest.items() if key != "type"]
+        return any("account_id" in template_fields(t) for t in templates)
+
+    def persist(self, cert_id):
+        """Write a certificate's pending state now: what must survive a death before the next
+        change (``undeployed``, before a switch with ``redeploy``)."""
+        tags = self.pending.pop(cert_id, None)
+        if tags:
+            try:
+                self.manager.retry(self.apigw.tag_resource, resourceArn=certificate_arn(
+                    self.manager.config.region, cert_id), tags=tags)
+            except FAILURES as e:
+                raise Failed("tag: %s" % error_text(e)) from e
 
     def failed(self, cert, error):
         cert_id, record = cert["clientCertificateId"], cert[RECORD]
@@ -257,14 +285,10 @@ class Rotation:
         self.pending.setdefault(cert_id, {}).update(tags)
 
     def flush(self, cert):
-        tags = self.pending.pop(cert["clientCertificateId"], None)
-        if not tags:
-            return
         try:
-            self.manager.retry(self.apigw.tag_resource, resourceArn=certificate_arn(
-                self.manager.config.region, cert["clientCertificateId"]), tags=tags)
-        except FAILURES as e:
-            self.failed(cert, Failed("tag: %s" % error_text(e)))
+            self.persist(cert["clientCertificateId"])
+        except Failed as e:
+            self.failed(cert, e)
 
     def advance(self, cert):
         """Move one certificate as far as its gates allow, then write its state."""
@@ -364,15 +388,16 @@ class Retirement:
         if reason:
             record["not-deleted"] = reason
             return False
-        try:  # nothing presents it any more: stop trusting it, then delete it
+        try:  # nothing presents it: delete it, then stop trusting it (if the delete fails
+            # it still exists and is still trusted; if the untrusting fails, a dead PEM stays)
+            self.retirer.delete(old_id)
+            record["deleted"] = True
             places, _ = run.places(old_id, new_id, fresh.get(new_id, []))
             record["unpublished"] = run.trust.remove(
                 places, run.listing[old_id]["pemEncodedCertificate"])
-            self.retirer.delete(old_id)
         except (Failed,) + FAILURES as e:
             run.failed(cert, e)
-            return False
-        record["deleted"] = True
+            return record.get("deleted", False)
         run.listing.pop(old_id, None)
         self.log.info("client-certificate:%s deleted; its stages use client-certificate:%s",
                       old_id, new_id)
@@ -400,9 +425,11 @@ class Retirement:
 class Successors:
     """Exactly one successor per certificate. The successor is created with its predecessor
     tag in the same call, so a rerun finds it. Two runs at the same moment can each create one:
-    after a wave of creations one listing shows every successor; a run keeps its own only if it
-    is strictly the oldest, otherwise it deletes it (after the fresh stage listing of the retire
-    phase shows nothing uses it) and leaves the certificate to the winner or the next run."""
+    after a wave of creations one listing shows every successor, and a run goes on with its own
+    only if it is strictly the oldest (a run that saw no other one may be going on with its own,
+    and ``createdDate`` has whole seconds: on a tie both step back). The others are not deleted
+    by the run that made them: a later run, which sees them all, goes on with one (the one
+    stages use, else the oldest) and deletes the rest once a day old and unused."""
 
     def __init__(self, run, generator):
         self.run, self.generator, self.log = run, generator, run.log
@@ -451,7 +478,8 @@ class Successors:
 
     def find(self, cert):
         """The successor to go on with among those that exist: the one stages use if exactly
-        one is used, else the oldest. Unused others are orphans."""
+        one is used, else the oldest. Unused others a day old are orphans, deleted after the
+        fresh stage listing of the retire phase; younger ones may be another run's, going on."""
         old_id = cert["clientCertificateId"]
         found = self.of(old_id)
         if not found:
@@ -464,8 +492,10 @@ class Successors:
             if self.run.stage_map.get(extra["clientCertificateId"]):
                 self.log.warning("client-certificate:%s has another successor %s that stages "
                                  "use: kept", old_id, extra["clientCertificateId"])
-            else:
+            elif plan.utc(extra["createdDate"]) + ORPHAN_AGE <= self.run.now:
                 self.orphans.append((extra["clientCertificateId"], cert))
+            else:
+                cert[RECORD].setdefault("orphans-kept", []).append(extra["clientCertificateId"])
         new_id = self.chosen[old_id] = chosen["clientCertificateId"]
         cert[RECORD]["successor"] = new_id
         if self.run.listing[old_id].get("tags", {}).get(SUCCESSOR) != new_id:
@@ -477,10 +507,15 @@ class Successors:
         old = self.run.listing[old_id]
         description = self.run.action.data.get("description", DEFAULT_DESCRIPTION).format(
             old_cert_id=old_id, **self.run.fields)
+        if len(user_tags(old.get("tags"))) + len(plan.STATE_TAGS) > MAX_TAGS:
+            raise Failed("generate: the certificate has %d tags: its rotation needs room for %d "
+                         "more (at most %d a resource); remove some first"
+                         % (len(user_tags(old.get("tags"))), len(plan.STATE_TAGS), MAX_TAGS))
         try:
             made = self.run.manager.retry(
                 self.generator.generate_client_certificate, description=description,
-                tags=copied_tags(old.get("tags", {}), self.log, old_id))
+                tags=copied_tags(old.get("tags", {}), self.log, old_id,
+                                 self.run.hand_over.owner_tags))
         except FAILURES as e:
             if getattr(e, "response", {}).get("Error", {}).get("Code") == \
                     "LimitExceededException":
@@ -518,12 +553,12 @@ class Successors:
             rivals = [c for c in self.of(old_id) if c["clientCertificateId"] != new_id]
             if ours is None or any(c["createdDate"] <= ours["createdDate"] for c in rivals):
                 deferred.add(old_id)
-                self.orphans.append((new_id, cert))
                 self.chosen.pop(old_id)
                 self.run.pending.get(old_id, {}).pop(SUCCESSOR, None)
                 fresh.get(old_id, {}).get("tags", {}).pop(SUCCESSOR, None)
                 cert[RECORD]["skipped"] = "another run rotates it too (successor %s): ours, %s, "\
-                    "is deleted" % (", ".join(c["clientCertificateId"] for c in rivals), new_id)
+                    "is left for the next run to settle" % (
+                        ", ".join(c["clientCertificateId"] for c in rivals), new_id)
                 cert[RECORD].pop("successor", None)
                 self.log.warning("client-certificate:%s %s", old_id, cert[RECORD]["skipped"])
         return [c for c in ready if c["clientCertificateId"] not in deferred]
@@ -578,10 +613,25 @@ class Trust:
             cache[place] = self.run.stores.read(place).text
         return bundles.holds(cache[place], pem)
 
+    def lacking(self, places, stage, fields, new_pem, cache):
+        """The places behind a stage that lack a PEM the stage may present, read fresh (what a
+        stage may present must be trusted before it changes), and whether one of them lacked
+        the successor itself."""
+        found, without_new = {}, False
+        for place, behind in places.items():
+            if stage not in behind:
+                continue
+            missing = [pem for pem in self.needed(place, behind, fields)
+                       if not self.holds(place, pem, cache)]
+            if missing:
+                found[place] = behind
+                without_new = without_new or not self.holds(place, new_pem, cache)
+        return found, without_new
+
 
 class Switcher:
     """Stages onto the successor, each re-read right before it changes and only if every bundle
-    behind it already holds the successor; deployments with ``redeploy``."""
+    behind it already holds what it may present; deployments with ``redeploy``."""
 
     def __init__(self, run, adapters):
         self.run, self.adapters, self.log = run, adapters, run.log
@@ -592,19 +642,12 @@ class Switcher:
         run = self.run
         tags = run.listing[old_id].setdefault("tags", {})
         ours, handed = run.hand_over.split(old_id, tags)
-        before = plan.handed_count(tags)
-        switched = self.switch(old_id, new_id, ours, record)
-        if not switched and ((SWITCHED not in tags and not handed) or len(handed) < before):
+        moved = len(handed) < plan.handed_count(tags)
+        switched, late = self.switch(old_id, new_id, ours, record)
+        if not switched and not late and (moved or (SWITCHED not in tags and not handed)):
             # None needed: its stages moved on their own, or their owner switched them.
             run.switched(old_id)
         run.hand_over.count(old_id, handed)
-        if switched and run.options.redeploy and not plan.undeployed(tags):
-            run.mark(old_id, {DEPLOYED: stamp(run.now)})
-
-    def deploy_step(self, old_id, new_id, record):
-        """DEPLOY: the stages a failed (or interrupted) run left undeployed."""
-        self.deploy_pending(old_id, new_id, record)
-        self.run.mark(old_id, {DEPLOYED: stamp(self.run.now), UNDEPLOYED: ""})
 
     def switch(self, old_id, new_id, stage_list, record):
         run = self.run
@@ -614,13 +657,13 @@ class Switcher:
         record["switched"] = switched
         for stage in stage_list:
             label = stages.stage_label(stage)
-            missing = {p: behind for p, behind in places.items()
-                       if stage in behind and not run.trust.holds(p, new_pem, cache)}
-            if missing:  # a stage that came after publication: trust first, switch later
-                run.trust.publish(missing, fields)
+            lacking, without_new = run.trust.lacking(places, stage, fields, new_pem, cache)
+            if lacking:  # trust first: a stage that came later, or a PEM someone removed
+                run.trust.publish(lacking, fields)
+                cache.clear()
+            if without_new:  # backends get switch-after-days to pick the successor up
                 run.mark(old_id, {LATE: stamp(run.now)})
                 late.append(label)
-                cache.clear()
                 continue
             adapter = self.adapters[stage["protocol"]]
             current = adapter.current(stage)
@@ -629,8 +672,15 @@ class Switcher:
                               old_id, label, current)
                 self.move(stage, old_id, current)
                 continue
+            short = label[len("stage:"):]
+            if run.options.redeploy:  # recorded before the switch: a death in between is safe
+                run.mark(old_id, {UNDEPLOYED: plan.with_label(
+                    run.listing[old_id]["tags"], UNDEPLOYED, short)})
+                run.persist(old_id)
             adapter.switch(stage, new_id)
             run.switched(old_id)  # marked at once: a later failure must not lose it
+            run.mark(old_id, {SWITCHED_STAGES: plan.with_label(
+                run.listing[old_id]["tags"], SWITCHED_STAGES, short)})
             self.move(stage, old_id, new_id)
             switched.append(label)
             self.log.info("client-certificate:%s %s switched to client-certificate:%s",
@@ -639,7 +689,7 @@ class Switcher:
                 self.deploy(old_id, new_id, [stage], record)
         if late:
             record["late"] = late
-        return switched
+        return switched, late
 
     def move(self, stage, old_id, new_id):
         stage_map = self.run.stage_map
@@ -650,28 +700,29 @@ class Switcher:
             stage_map.setdefault(new_id, []).append(stage)
 
     def deploy(self, old_id, new_id, stage_list, record):
-        """Deploy each stage; on a failure, record every stage not deployed (on the old
-        certificate's tag ``undeployed``) before the failure goes up."""
-        for index, stage in enumerate(stage_list):
+        """Deploy each stage, and clear it from ``undeployed``; a failure leaves it listed."""
+        run = self.run
+        for stage in stage_list:
+            short = stages.stage_label(stage)[len("stage:"):]
             try:
                 self.adapters[stage["protocol"]].deploy(
                     stage, "c7n-apigw-certs: client certificate %s" % new_id)
             except FAILURES as e:
-                left = [stages.stage_label(s)[len("stage:"):] for s in stage_list[index:]]
-                known = plan.undeployed(self.run.listing[old_id].get("tags", {}))
-                value = " ".join(sorted(set(known + left)))
-                self.run.mark(old_id, {UNDEPLOYED: value if len(value) <= TAG_VALUE_LENGTH
-                                       else "*"})
-                record["undeployed"] = value
-                raise Failed("deploy %s: %s" % (stage_labels(stage_list[index:index + 1]),
-                                                error_text(e))) from e
+                record["undeployed"] = run.listing[old_id]["tags"].get(UNDEPLOYED, "")
+                raise Failed("deploy %s: %s" % (stages.stage_label(stage), error_text(e))) from e
+            run.mark(old_id, {UNDEPLOYED: plan.with_label(
+                run.listing[old_id]["tags"], UNDEPLOYED, short, add=False)})
             record.setdefault("deployed", []).append(stages.stage_label(stage))
 
-    def deploy_pending(self, old_id, new_id, record):
-        """The stages a failed (or interrupted) run left undeployed: those recorded, or every
-        stage on the successor when nothing was recorded."""
-        wanted = set(plan.undeployed(self.run.listing[old_id].get("tags", {})))
-        on_new = self.run.stage_map.get(new_id, [])
-        if wanted and "*" not in wanted:
-            on_new = [s for s in on_new if "%s/%s" % (s["apiId"], s["stageName"]) in wanted]
+    def deploy_step(self, old_id, new_id, record):
+        """DEPLOY: the stages this action switched whose deployment is not confirmed. A stage a
+        template owns is its owner's to deploy (the hand-over says so), never ours."""
+        run = self.run
+        wanted = set(plan.undeployed(run.listing[old_id].get("tags", {})))
+        on_new = [s for s in run.stage_map.get(new_id, [])
+                  if plan.ALL in wanted or "%s/%s" % (s["apiId"], s["stageName"]) in wanted]
+        if plan.ALL in wanted:
+            on_new = [s for s in on_new if owners.stage_owner(s, run.hand_over.owner_tags)
+                      is None or run.hand_over.switch_owned]
         self.deploy(old_id, new_id, on_new, record)
+        run.mark(old_id, {UNDEPLOYED: ""})

@@ -5,7 +5,7 @@ import pytest
 
 from c7n_apigw_certs import plan
 from c7n_apigw_certs.plan import (
-    DEPLOYED, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, UNDEPLOYED,
+    LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, UNDEPLOYED,
     Options, delete_blocker, next_step, stamp)
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.timezone.utc)
@@ -67,18 +67,8 @@ def test_an_undeployed_stage_blocks_retirement_until_deployed():
     redeploy = Options(0, 0, True)
     tags = {SUCCESSOR: "new", PUBLISHED: ago(10), SWITCHED: ago(9), UNDEPLOYED: "abc/prod"}
     assert step(tags, on_old=0, options=redeploy).name == plan.DEPLOY
-    deployed = dict(tags, **{UNDEPLOYED: "", DEPLOYED: ago(0)})
+    deployed = dict(tags, **{UNDEPLOYED: ""})
     assert step(deployed, on_old=0, options=redeploy).name == plan.RETIRE
-
-
-def test_a_switch_newer_than_the_last_deployment_is_pending():
-    """A run that died between UpdateStage and CreateDeployment left no record: the switch
-    time, newer than the last confirmed deployment, shows it."""
-    redeploy = Options(0, 0, True)
-    tags = {SUCCESSOR: "new", PUBLISHED: ago(10), SWITCHED: ago(1), DEPLOYED: ago(2)}
-    assert step(tags, on_old=0, options=redeploy).name == plan.DEPLOY
-    assert step(dict(tags, **{DEPLOYED: ago(1)}), on_old=0, options=redeploy).name == \
-        plan.RETIRE
 
 
 def test_pending_deployments_do_not_wait_for_late_stages():
@@ -86,8 +76,19 @@ def test_pending_deployments_do_not_wait_for_late_stages():
     tags = {SUCCESSOR: "new", PUBLISHED: ago(10), LATE: ago(0), SWITCHED: ago(5),
             UNDEPLOYED: "abc/prod"}
     assert step(tags, on_old=1, options=redeploy).name == plan.DEPLOY
-    assert step(dict(tags, **{UNDEPLOYED: "", DEPLOYED: ago(5)}), on_old=1,
-                options=redeploy).name == plan.WAIT
+    assert step(dict(tags, **{UNDEPLOYED: ""}), on_old=1, options=redeploy).name == plan.WAIT
+
+
+def test_stage_lists_in_a_tag_value():
+    tags = {}
+    value = plan.with_label(tags, UNDEPLOYED, "abc/prod")
+    assert value == "abc/prod"
+    tags[UNDEPLOYED] = plan.with_label({UNDEPLOYED: value}, UNDEPLOYED, "def/dev")
+    assert plan.undeployed(tags) == ["abc/prod", "def/dev"]
+    assert plan.with_label(tags, UNDEPLOYED, "abc/prod", add=False) == "def/dev"
+    long = {UNDEPLOYED: " ".join("a%08d/stage" % i for i in range(16))}
+    assert plan.with_label(long, UNDEPLOYED, "zzz/prod") == plan.ALL  # past 256 characters
+    assert plan.with_label({UNDEPLOYED: plan.ALL}, UNDEPLOYED, "x/y", add=False) == plan.ALL
 
 
 def test_a_successor_waits_for_its_predecessors_rotation():

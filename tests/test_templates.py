@@ -74,7 +74,7 @@ def trusted(api, stage="prod"):
 def owned(sandbox):
     """An expiring certificate on a stage that stack ``orders`` owns (tags on the stage and
     its API, as CloudFormation sets them), and on a stage nobody owns."""
-    old = make_cert(sandbox, 10, description="orders")
+    old = make_cert(sandbox, 20, description="orders")
     api = make_rest_stage(old, "orders-api", "prod")
     sandbox.tag(arn("/restapis/%s" % api), stack_tags("OrdersApi"))
     sandbox.tag(arn("/restapis/%s/stages/prod" % api), stack_tags("ProdStage"))
@@ -193,7 +193,9 @@ def test_a_template_that_reverts_the_switch_is_noticed(sandbox, tmp_path):
     sandbox.advance(days=2)
     switch_stage(api, old)  # terraform apply: the configuration still names the old one
     sandbox.advance(days=8)
-    _, proc = custodian_run(sandbox, tmp_path, rotate(switch=0, delete=7), days=10)
+    _, proc = custodian_run(sandbox, tmp_path, rotate(switch=0, delete=7), days=10, check=False)
+    assert proc.returncode != 0  # reported as a failure: a pipeline must see it
+    assert "moved back to client-certificate:%s" % old in proc.stderr
     assert rest_certificate(api) == old  # not switched again
     assert old in certificates()
     text = trusted(api)
@@ -225,6 +227,20 @@ def test_a_stage_the_template_adds_later_does_not_reset_the_others(sandbox, owne
     assert entries["stage:%s/prod" % late]["not-before"] > first
     pem = certificates()[new]["pemEncodedCertificate"].strip()
     assert pem in trusted(late)
+
+
+def test_a_hand_over_nobody_acted_on_fails_the_run_before_expiry(sandbox, tmp_path):
+    """Seven days before the old certificate expires, stages still left to their owner make
+    the run fail (they stay as they are): an unattended hand-over must not go unnoticed."""
+    old = make_cert(sandbox, 12, description="soon")
+    api = make_rest_stage(old, "api", "prod")
+    sandbox.tag(arn("/restapis/%s/stages/prod" % api), stack_tags("ProdStage"))
+    custodian_run(sandbox, tmp_path, rotate())  # 12 days left: handed over, no alarm
+    sandbox.advance(days=6)
+    _, proc = custodian_run(sandbox, tmp_path, rotate(), days=6, check=False)
+    assert proc.returncode != 0
+    assert "1 stage(s) left to their owner still use client-certificate:%s" % old in proc.stderr
+    assert rest_certificate(api) == old and len(handover(tmp_path)) == 1
 
 
 def test_template_owned_filter(sandbox, owned, tmp_path):
