@@ -20,21 +20,26 @@ def stage_label(stage):
 
 
 class Pacer:
-    """At most one call per ``interval`` seconds from this process. Not a retry: the limit is
-    documented, so waiting for it is cheaper than being refused."""
+    """At most one call per ``interval`` seconds from this process, counted from the end of the
+    previous call (by then API Gateway has counted it, so the next one is never early). Not a
+    retry: the limit is documented, so waiting for it is cheaper than being refused and backing
+    off."""
 
     def __init__(self, interval=DEPLOY_INTERVAL, clock=time.monotonic, sleep=time.sleep):
         self.interval, self.clock, self.sleep = interval, clock, sleep
         self.last = None
         self.lock = threading.Lock()
 
-    def wait(self):
+    def call(self, fn, *args, **kw):
         with self.lock:
             if self.last is not None:
                 delay = self.last + self.interval - self.clock()
                 if delay > 0:
                     self.sleep(delay)
-            self.last = self.clock()
+            try:
+                return fn(*args, **kw)
+            finally:
+                self.last = self.clock()
 
 
 class RestStages:
@@ -59,9 +64,8 @@ class RestStages:
                        {"op": "replace", "path": "/clientCertificateId", "value": cert_id}])
 
     def deploy(self, stage, description):
-        self.pacer.wait()
-        self.retry(self.client.create_deployment, restApiId=stage["apiId"],
-                   stageName=stage["stageName"], description=description)
+        self.pacer.call(self.retry, self.client.create_deployment, restApiId=stage["apiId"],
+                        stageName=stage["stageName"], description=description)
 
 
 class WebSocketStages:
@@ -83,9 +87,8 @@ class WebSocketStages:
                    StageName=stage["stageName"], ClientCertificateId=cert_id)
 
     def deploy(self, stage, description):
-        self.pacer.wait()
-        self.retry(self.client.create_deployment, ApiId=stage["apiId"],
-                   StageName=stage["stageName"], Description=description)
+        self.pacer.call(self.retry, self.client.create_deployment, ApiId=stage["apiId"],
+                        StageName=stage["stageName"], Description=description)
 
 
 ADAPTERS = (RestStages, WebSocketStages)
