@@ -1,4 +1,4 @@
-"""moto's API Gateway, extended with what it lacks (aws-facts.md, fact 20).
+"""moto's API Gateway, extended with what it lacks (docs/aws-behaviour.md, fact 20).
 
 - Client certificates: Generate, Get (one and all, paged), Update (/description), Delete, and
   tags on the certificate's ARN (fact 4).

@@ -1,8 +1,8 @@
 """Client certificates as API Gateway makes them: real X.509, 365 days, ids of 6 characters.
 
-Sources (see ../shared/reference/aws-facts.md):
+Sources (docs/aws-behaviour.md):
 - fact 1: self-signed, subject ``C=US, L=Seattle, CN=ApiGateway``, RSA-2048, SHA-256, no
-  extensions, valid for exactly 365 days. The PEMs recorded in ``c7n-placebo/`` show the same
+  extensions, valid for exactly 365 days. The PEMs recorded in tests/data/placebo show the same
   (X.509 v3, a 64-bit serial, no extensions).
 - fact 3: the fields, ``\\r\\n`` line endings in the PEM, ``tags`` absent when there are none.
 - fact 4: the ARN ``arn:{partition}:apigateway:{region}::/clientcertificates/{id}``, whose

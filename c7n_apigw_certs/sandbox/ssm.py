@@ -20,8 +20,8 @@ and 33: moto enforces none).
   https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-
   parameters.html" (quoted in hashicorp/terraform-provider-aws#18521 and
   github-aws-runners/terraform-aws-github-runner#3815);
-- any value over 8192 bytes is refused (ValidationException; the message is ours: no source
-  records AWS's).
+- any value over 8192 bytes is refused (ValidationException), with the message one report
+  quotes (docs/aws-behaviour.md, fact 45).
 
 Bytes, not characters: the quotas page and the PutParameter API reference give the limits as
 "4 KB" and "8 KB", while the error message says "characters"; counting UTF-8 bytes is the
@@ -40,8 +40,8 @@ TOO_BIG_FOR_STANDARD = (
     "larger parameter value, upgrade the parameter to use the advanced-parameter tier. For more "
     "information, see https://docs.aws.amazon.com/systems-manager/latest/userguide/"
     "parameter-store-advanced-parameters.html")
-TOO_BIG = ("Advanced tier parameters support a maximum parameter value of 8192 characters. "
-           "Reduce the size of the parameter value.")
+TOO_BIG = ("The specified parameter value is too large. Advanced-tier parameters support a "
+           "maximum parameter value of 8192 characters.")
 NO_DOWNGRADE = (
     "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the "
     "advanced-parameter tier to the standard-parameter tier. If necessary, you can delete the "
