@@ -24,8 +24,9 @@ MOVED_BACK = ("it moved back to the old certificate after this action switched i
 ALARM = datetime.timedelta(days=7)
 
 
-def stage_entry(old_id, new_id, stage, found, not_before, reason):
-    """One stage whose owner must switch it."""
+def stage_entry(old_id, new_id, stage, found, not_before, reason, redeploy=False):
+    """One stage whose owner must switch it (and deploy it, where the policy redeploys: this
+    action never deploys a stage that it did not switch)."""
     return {
         "kind": "stage",
         "certificate": old_id,
@@ -36,7 +37,8 @@ def stage_entry(old_id, new_id, stage, found, not_before, reason):
         "owner": found,
         "reason": reason,
         "not-before": not_before,
-        "action": STAGE_ACTION % new_id + stage_hint(found, stage, new_id),
+        "action": STAGE_ACTION % new_id + stage_hint(found, stage, new_id) + (
+            ", and deploy the stage" if redeploy else ""),
     }
 
 
@@ -134,7 +136,8 @@ class HandOver:
                 run.mark(old_id, {LATE: stamp(run.now)})
                 cache.clear()
                 not_before = run.now + plan.days(run.options.switch_after)
-            self.add(stage_entry(old_id, new_id, stage, found, stamp(not_before), reason))
+            self.add(stage_entry(old_id, new_id, stage, found, stamp(not_before), reason,
+                                 run.options.redeploy))
             if reason == MOVED_BACK:
                 record.setdefault("reverted", []).append(stages.stage_label(stage))
         record["handed-over"] = [stages.stage_label(stage) for stage, _, _ in handed]

@@ -290,3 +290,15 @@ def test_the_shipped_templates_policy(sandbox, tmp_path):
     reported = {c["clientCertificateId"] for c in json.loads(
         (report / "resources.json").read_text())}
     assert old in reported and plain not in reported
+
+
+def test_with_redeploy_the_owner_is_told_to_deploy_and_nothing_of_theirs_is(sandbox, owned,
+                                                                             tmp_path):
+    """redeploy: true deploys the stages this action switched, never a template's: its owner is
+    told to deploy it too."""
+    from conftest import api_calls
+    sandbox.reset_counters()
+    custodian_run(sandbox, tmp_path, rotate(redeploy=True))
+    (entry,) = handover(tmp_path)
+    assert entry["action"].endswith(", and deploy the stage")
+    assert api_calls(sandbox).get("CreateDeployment") == 1  # the free stage only
