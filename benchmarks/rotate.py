@@ -33,14 +33,15 @@ def minimum_calls(certs=CERTS, stages=STAGES_EACH, quota=None, redeploy=False):
     """API Gateway calls the job cannot do without, with the re-checks the safety rules ask:
     the audit (certificates, REST APIs, GetStages per API, v2 APIs); a fresh certificate
     listing; per certificate one Generate, per stage a fresh GetStage and the UpdateStage (and
-    with redeploy its CreateDeployment), one TagResource; after each wave of creations one
+    with redeploy a TagResource that records the stage as undeployed before it is switched, and
+    its CreateDeployment), one TagResource; after each wave of creations one
     certificate listing that shows a concurrent run's successor; fresh stage listings (one per
     REST API, plus the two API listings) before each wave of deletions, and one Delete per
     certificate. Under a quota, successors fit only ``quota - certs`` at a time, so the old
     ones are deleted in that many waves, each early wave found by one refused Generate."""
     audit = 1 + 1 + certs + 1
     waves = 1 if not quota or quota >= 2 * certs else math.ceil(certs / (quota - certs))
-    per_cert = 1 + stages * (3 if redeploy else 2) + 1
+    per_cert = 1 + stages * (4 if redeploy else 2) + 1
     rotate = 1 + certs * per_cert + waves + (waves - 1)
     retire = waves * (1 + certs + 1) + certs
     return audit + rotate + retire
