@@ -42,8 +42,9 @@ def test_org_run_two_accounts(sandbox, tmp_path, start_method):
         assert [c["description"] for c in found] == ["%s-soon" % name]
 
 
-def test_org_rotate_two_accounts(sandbox, tmp_path):
-    """The rotate policy, unchanged, through c7n-org: each account rotates its own."""
+def accounts_with_a_stage(sandbox, tmp_path):
+    """In each account an expiring certificate on one REST stage; the c7n-org accounts file.
+    Returns ({name: old certificate}, {name: boto3 session in that account}, config path)."""
     import boto3
 
     from c7n_apigw_certs.sandbox.seed import create_rest_stage
@@ -63,6 +64,12 @@ def test_org_rotate_two_accounts(sandbox, tmp_path):
         {"name": name, "account_id": account, "regions": ["us-east-1"],
          "role": "arn:aws:iam::%s:role/custodian" % account}
         for name, account in ACCOUNTS.items()]}))
+    return old, sessions, config
+
+
+def test_org_rotate_two_accounts(sandbox, tmp_path):
+    """The rotate policy, unchanged, through c7n-org: each account rotates its own."""
+    old, sessions, config = accounts_with_a_stage(sandbox, tmp_path)
     policy = write_policy(tmp_path, {
         "name": "rotate", "resource": "aws.apigw-client-certificate",
         "filters": [{"type": "expiring", "days": 30}],
@@ -85,27 +92,9 @@ def test_org_rotate_two_accounts(sandbox, tmp_path):
 def test_org_accounts_share_one_trust_object(sandbox, tmp_path):
     """Two accounts under c7n-org write one central S3 object (no {account_id} or {region} in
     the key): each merges its certificates into it, neither drops the other's."""
-    import boto3
-
-    from c7n_apigw_certs.sandbox.seed import create_rest_stage
     from conftest import client
     client("s3").create_bucket(Bucket="central-trust")
-    old, sessions = {}, {}
-    for name, account in ACCOUNTS.items():
-        creds = boto3.client("sts").assume_role(
-            RoleArn="arn:aws:iam::%s:role/custodian" % account,
-            RoleSessionName="seed")["Credentials"]
-        sessions[name] = boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"], region_name="us-east-1")
-        old[name] = make_cert(sandbox, 3, account=account)
-        apigw = sessions[name].client("apigateway")
-        create_rest_stage(apigw, apigw.create_rest_api(name=name)["id"], "prod", old[name])
-    config = tmp_path / "accounts.yml"
-    config.write_text(yaml.safe_dump({"accounts": [
-        {"name": name, "account_id": account, "regions": ["us-east-1"],
-         "role": "arn:aws:iam::%s:role/custodian" % account}
-        for name, account in ACCOUNTS.items()]}))
+    _, sessions, config = accounts_with_a_stage(sandbox, tmp_path)
     policy = write_policy(tmp_path, {
         "name": "rotate", "resource": "aws.apigw-client-certificate",
         "filters": [{"type": "expiring", "days": 30}],
