@@ -140,7 +140,35 @@ def _json(status, data=None):
     return status, headers, "" if data is None else json.dumps(data)
 
 
-class SandboxAPIGatewayResponse(APIGatewayResponse):
+class TagCalls:
+    """GetTags, TagResource and UntagResource, REST and WebSocket alike: the rules of fact 35
+    for callers and the resources moto does not tag (``tags.py``), moto's own otherwise. Only
+    TagResource's answer differs: 204 in v1, 201 with a body in v2 (the APIs' models)."""
+
+    TAGGED = (204, None)
+
+    def _tags_arn(self):
+        return unquote(self.path.split("/tags/", 1)[1])
+
+    def get_tags(self):
+        if parse(self._tags_arn()) is None:
+            return super().get_tags()
+        return _json(200, {"tags": current_tags(self.current_account, self._tags_arn())})
+
+    def tag_resource(self):
+        if parse(self._tags_arn()) is None:
+            return super().tag_resource()
+        put_tags(self.current_account, self._tags_arn(), self._json_body().get("tags", {}))
+        return _json(*self.TAGGED)
+
+    def untag_resource(self):
+        if parse(self._tags_arn()) is None:
+            return super().untag_resource()
+        remove_tags(self.current_account, self._tags_arn(), self.querystring.get("tagKeys", []))
+        return _json(204)
+
+
+class SandboxAPIGatewayResponse(TagCalls, APIGatewayResponse):
 
     def _query(self, name):
         return self.querystring.get(name, [None])[0]
@@ -185,27 +213,6 @@ class SandboxAPIGatewayResponse(APIGatewayResponse):
         delete_certificate(self.current_account, self.region, self._certificate_id())
         return _json(202)
 
-    # -- tags: ours for what tags.py knows (moto tags only REST stages), moto's otherwise ---
-    def _tags_arn(self):
-        return unquote(self.path.split("/tags/", 1)[1])
-
-    def get_tags(self):
-        if parse(self._tags_arn()) is None:
-            return super().get_tags()
-        return _json(200, {"tags": current_tags(self.current_account, self._tags_arn())})
-
-    def tag_resource(self):
-        if parse(self._tags_arn()) is None:
-            return super().tag_resource()
-        put_tags(self.current_account, self._tags_arn(), self._json_body().get("tags", {}))
-        return _json(204)
-
-    def untag_resource(self):
-        if parse(self._tags_arn()) is None:
-            return super().untag_resource()
-        remove_tags(self.current_account, self._tags_arn(), self.querystring.get("tagKeys", []))
-        return _json(204)
-
     # -- REST APIs and stages ----------------------------------------------------------
     def get_rest_apis(self):
         result = page(
@@ -246,7 +253,9 @@ def set_stage_certificate(stage, cert_id):
         stage.presented_certificate_id = cert_id
 
 
-class SandboxApiGatewayV2Response(ApiGatewayV2Response):
+class SandboxApiGatewayV2Response(TagCalls, ApiGatewayV2Response):
+    TAGGED = (201, {})
+
     UPDATABLE = {
         "clientCertificateId": "client_certificate_id",
         "description": "description",
@@ -287,27 +296,6 @@ class SandboxApiGatewayV2Response(ApiGatewayV2Response):
                            "autoDeployed": False,
                            "createdDate": CONTROLS.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
                            "description": body.get("description", "")})
-
-    # -- tags: the rules of fact 35 for callers, and WebSocket stages (moto has none) ------
-    def _tags_arn(self):
-        return unquote(self.path.split("/tags/", 1)[1])
-
-    def get_tags(self):
-        if parse(self._tags_arn()) is None:
-            return super().get_tags()
-        return _json(200, {"tags": current_tags(self.current_account, self._tags_arn())})
-
-    def tag_resource(self):
-        if parse(self._tags_arn()) is None:
-            return super().tag_resource()
-        put_tags(self.current_account, self._tags_arn(), self._json_body().get("tags", {}))
-        return _json(201, {})
-
-    def untag_resource(self):
-        if parse(self._tags_arn()) is None:
-            return super().untag_resource()
-        remove_tags(self.current_account, self._tags_arn(), self.querystring.get("tagKeys", []))
-        return _json(204)
 
     def _json_body(self):
         return json.loads(self.body) if self.body else {}
