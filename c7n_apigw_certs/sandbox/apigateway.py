@@ -22,6 +22,7 @@
 every request) and the server (which reads them when it builds a service's app, on its first
 request: fact 22) see them. It must run before the server's first request.
 """
+import functools
 import json
 from urllib.parse import unquote
 
@@ -379,15 +380,9 @@ def _v2_stage_to_json(original):
     return to_json
 
 
-_installed = False
-
-
+@functools.cache  # once per process: every install patches moto in place
 def install():
     """Extend moto in this process. Idempotent."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     for table in (v1_urls.url_paths, v2_urls.url_paths):
         for pattern, handler in list(table.items()):
             if handler == APIGatewayResponse.dispatch:

@@ -84,6 +84,7 @@ would.
 
 ``rest_api_template`` and ``websocket_api_template`` build templates for tests.
 """
+import functools
 import json
 
 from moto.apigateway.exceptions import NotFoundException
@@ -603,16 +604,10 @@ def _update_or_fail(original):
     return update
 
 
-_installed = False
-
-
+@functools.cache  # once per process: every install patches moto in place
 def install():
     """Register the models with moto's CloudFormation and patch what it gets wrong.
     Idempotent; ``sandbox.install()`` calls it."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     RestAPI.create_from_cloudformation_json = _rest_api_create(
         RestAPI.create_from_cloudformation_json)
     RestAPI.update_from_cloudformation_json = classmethod(_rest_api_update)

@@ -188,15 +188,9 @@ def gate(request):
     return None
 
 
-_installed = False
-
-
+@functools.cache  # once per process: every install patches moto in place
 def install():
     """Put the gate in front of moto's in-process mock (``mock_aws``). Idempotent."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     original = BotocoreStubber.process_request
 
     def process_request(self, request):

@@ -55,6 +55,7 @@ sandbox's "now", not the real one (moto uses the real clock): a ``custodian`` ru
 moved days ahead together with the sandbox's (tests/run_at.py) gets credentials that are valid
 at its own "now", as in AWS, where both clocks agree.
 """
+import functools
 import collections
 import datetime
 import json
@@ -276,13 +277,7 @@ def _assumed_role_init(original):
     return __init__
 
 
-_installed = False
-
-
+@functools.cache  # once per process: every install patches moto in place
 def install():
     """Put moto's STS on the sandbox clock. Idempotent."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     AssumedRole.__init__ = _assumed_role_init(AssumedRole.__init__)

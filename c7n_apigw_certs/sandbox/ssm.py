@@ -28,6 +28,7 @@ Bytes, not characters: the quotas page and the PutParameter API reference give t
 stricter reading (a value the sandbox accepts is accepted by AWS under either), and for the
 ASCII PEMs this project stores the two are the same.
 """
+import functools
 from moto.ssm.exceptions import ValidationException
 from moto.ssm.models import SimpleSystemManagerBackend
 
@@ -79,14 +80,8 @@ def _put_parameter(original):
     return put_parameter
 
 
-_installed = False
-
-
+@functools.cache  # once per process: every install patches moto in place
 def install():
     """Extend moto's SSM in this process. Idempotent."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     SimpleSystemManagerBackend.put_parameter = _put_parameter(
         SimpleSystemManagerBackend.put_parameter)
