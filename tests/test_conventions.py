@@ -14,7 +14,8 @@ from c7n.schema import generate, validate
 import c7n_apigw_certs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ALLOWED_PERMISSIONS = re.compile(r"^(apigateway:(GET|POST|PATCH|PUT|DELETE)|ssm:\w+|s3:\w+)$")
+ALLOWED_PERMISSIONS = re.compile(
+    r"^(apigateway:(GET|POST|PATCH|PUT|DELETE)|ssm:\w+|s3:\w+|cloudwatch:PutMetricData)$")
 
 
 def our_elements():

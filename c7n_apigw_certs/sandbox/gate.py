@@ -28,7 +28,7 @@ import json
 import re
 from urllib.parse import unquote
 
-from botocore.exceptions import ConnectionClosedError
+from botocore.exceptions import ConnectionClosedError, UnknownServiceError
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.request import normalize_request
 from moto.core.routing import get_service_router
@@ -73,9 +73,13 @@ class Call:
         return frozenset(ids)
 
 
+# Services whose SigV4 signing name is not the name moto's router knows them by.
+_ROUTER_NAMES = {"monitoring": "cloudwatch"}
+
+
 @functools.lru_cache(maxsize=None)
 def _router(service):
-    return get_service_router(service)
+    return get_service_router(_ROUTER_NAMES.get(service, service))
 
 
 def describe(request):
@@ -96,7 +100,7 @@ def describe(request):
         body = body if isinstance(body, dict) else {}
     try:
         operation, params = _router(service).match(request)
-    except (NotFound, NotImplementedError, KeyError):
+    except (NotFound, NotImplementedError, KeyError, UnknownServiceError):
         return Call(request, access_key, account, region, service, "Unknown", {}, body)
     return Call(request, access_key, account, region, service, operation.name, params, body)
 
