@@ -6,5 +6,5 @@ so nothing here runs at interpreter start. Every import points one way: the elem
 resource, and only this module imports the elements.
 """
 from .resource import ClientCertificate  # noqa: F401
-from . import filters, retire, rotate  # noqa: F401,E402,I001
+from . import filters, retire, rotate, tags  # noqa: F401,E402,I001
 from . import metrics  # noqa: F401,E402,I001
