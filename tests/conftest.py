@@ -124,3 +124,16 @@ def api_calls(control, service=None, outcome="ok"):
         if service in (None, row["service"]) and row["outcome"] == outcome:
             calls[row["operation"]] = calls.get(row["operation"], 0) + row["calls"]
     return calls
+
+
+def assume_role_allowed(document, role="c7n-apigw-certs-generated"):
+    """A role in the sandbox's IAM whose one policy is ``document`` (the sandbox holds an
+    assumed role's calls to it); its ARN, for ``custodian run --assume``."""
+    iam_client = client("iam")
+    iam_client.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": "arn:aws:iam::%s:root" % ACCOUNT}}]}))
+    iam_client.put_role_policy(RoleName=role, PolicyName="generated",
+                               PolicyDocument=json.dumps(document))
+    return "arn:aws:iam::%s:role/%s" % (ACCOUNT, role)

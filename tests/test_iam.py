@@ -13,8 +13,8 @@ import yaml
 from c7n.config import Config
 from c7n.policy import Policy
 from conftest import (
-    ACCOUNT, REGION, api_calls, client, custodian_run, make_cert, make_rest_stage,
-    make_websocket_stage, run_cli)
+    ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, make_cert,
+    make_rest_stage, make_websocket_stage, run_cli)
 from test_conventions import ELEMENTS, IDS, configured
 
 from c7n_apigw_certs import iam
@@ -261,20 +261,7 @@ def test_element_maps_its_permissions_to_resources(name, element):
 
 
 # -- enough: the real custodian, as a role that has only the document, against the sandbox --
-ROLE = "c7n-apigw-certs-generated"
 BUCKET = "trust-bundles"
-
-
-def assume_role_allowed(document):
-    """A role in the sandbox's IAM whose one policy is ``document``; its ARN for ``--assume``."""
-    iam_client = client("iam")
-    iam_client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": "sts:AssumeRole",
-            "Principal": {"AWS": "arn:aws:iam::%s:root" % ACCOUNT}}]}))
-    iam_client.put_role_policy(RoleName=ROLE, PolicyName="generated",
-                               PolicyDocument=json.dumps(document))
-    return "arn:aws:iam::%s:role/%s" % (ACCOUNT, ROLE)
 
 
 def generated(*files):

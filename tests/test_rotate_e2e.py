@@ -385,7 +385,8 @@ def test_the_shipped_rotate_policy_under_its_generated_iam(sandbox, tmp_path):
     what ``c7n-apigw-certs iam policies/rotate.yml`` prints."""
     import pathlib
 
-    from test_iam import assume_role_allowed, generated
+    from conftest import assume_role_allowed
+    from test_iam import generated
     path = str(pathlib.Path(__file__).resolve().parents[1] / "policies" / "rotate.yml")
     client("s3").create_bucket(Bucket="my-trust-bundles")
     old = make_cert(sandbox, 20, description="shipped", tags={"team": "payments"})

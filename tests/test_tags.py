@@ -1,7 +1,6 @@
 """The tag workflow (``tag``, ``remove-tag``, ``mark-for-op``, ``marked-for-op``) through the real
 ``custodian`` against the sandbox, the tags read back with boto3."""
 import datetime
-import json
 import pathlib
 import re
 import shutil
@@ -14,8 +13,8 @@ from c7n.exceptions import PolicyValidationError
 from c7n.policy import Policy
 from c7n.resources import load_resources
 from conftest import (
-    ACCOUNT, REGION, api_calls, client, custodian_run, make_cert, make_rest_stage, read_output,
-    write_policy)
+    ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, make_cert,
+    make_rest_stage, read_output, write_policy)
 from test_audit_e2e import FROZEN
 
 from c7n_apigw_certs import iam
@@ -312,17 +311,6 @@ def test_the_workflow_policy_file(sandbox, tmp_path):
 ROLE = "c7n-apigw-certs-tags"
 
 
-def assume_role_allowed(document):
-    iam_client = client("iam")
-    iam_client.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": "sts:AssumeRole",
-            "Principal": {"AWS": "arn:aws:iam::%s:root" % ACCOUNT}}]}))
-    iam_client.put_role_policy(RoleName=ROLE, PolicyName="generated",
-                               PolicyDocument=json.dumps(document))
-    return "arn:aws:iam::%s:role/%s" % (ACCOUNT, ROLE)
-
-
 def workflow_document():
     return iam.policy_document([str(WORKFLOW)], region=REGION, account=ACCOUNT)
 
@@ -334,7 +322,7 @@ def test_the_workflow_runs_under_its_generated_document(sandbox, tmp_path):
     revived = make_cert(sandbox, 200)
     expiring = make_cert(sandbox, 10)
     make_rest_stage(expiring)
-    role = assume_role_allowed(workflow_document())
+    role = assume_role_allowed(workflow_document(), ROLE)
     custodian_run(sandbox, tmp_path, str(WORKFLOW), extra=["--assume", role])
     assert CLEANUP in tags_of(unused) and "certificate-expires" in tags_of(expiring)
     make_rest_stage(revived)
@@ -359,7 +347,7 @@ def test_without_its_verb_the_action_is_refused(sandbox, tmp_path, action, verb)
         s["Action"] = [a for a in s["Action"] if a != verb]
     doc["Statement"] = [s for s in doc["Statement"] if s["Action"]]
     _, proc = custodian_run(sandbox, tmp_path, path, check=False,
-                            extra=["--assume", assume_role_allowed(doc)])
+                            extra=["--assume", assume_role_allowed(doc, ROLE)])
     assert proc.returncode == 2
     assert "client-certificate:%s %s failed: AccessDeniedException" % (
         cert, action["type"]) in proc.stderr
