@@ -227,15 +227,19 @@ class StackClientCertificate(CloudFormationModel, _Owned):
             pass  # deleted outside the stack: CloudFormation takes it as deleted
 
 
-class StackRestStage(CloudFormationModel, _Owned):
-    """``AWS::ApiGateway::Stage``."""
+class _StackStage(_Owned):
+    """What a REST and a WebSocket stage of a stack share: the stage name as Ref, no
+    attributes, its API's id in ``API_ID`` (the property naming it), its ARN under ``PATH``.
+    Not a CloudFormationModel itself: moto maps every subclass of that to a resource type."""
+
+    API_ID = PATH = None
 
     def __init__(self, api_id, name):
         self.api_id, self.name = api_id, name
 
     @property
     def arn(self):
-        return _arn(self.region, "/restapis/%s/stages/%s" % (self.api_id, self.name))
+        return _arn(self.region, self.PATH % (self.api_id, self.name))
 
     @property
     def physical_resource_id(self):
@@ -245,22 +249,42 @@ class StackRestStage(CloudFormationModel, _Owned):
     def cloudformation_name_type():
         return "StageName"
 
-    @staticmethod
-    def cloudformation_type():
-        return "AWS::ApiGateway::Stage"
-
     @classmethod
     def has_cfn_attr(cls, attr):
         return False
+
+    @staticmethod
+    def template_certificate(props, account_id, region_name):
+        """The template's ``ClientCertificateId``, which must exist, or None."""
+        cert_id = props.get("ClientCertificateId") or None
+        if cert_id:
+            get_certificate(account_id, region_name, cert_id)
+        return cert_id
+
+    @classmethod
+    def replaced(cls, model, new_resource_name, cloudformation_json):
+        """A new API or stage name replaces the stage: the replacement, else None."""
+        props = cloudformation_json.get("Properties", {})
+        if (props[cls.API_ID], new_resource_name) != (model.api_id, model.name):
+            return _replace(cls, model, new_resource_name, cloudformation_json)
+        return None
+
+
+class StackRestStage(_StackStage, CloudFormationModel):
+    """``AWS::ApiGateway::Stage``."""
+
+    API_ID, PATH = "RestApiId", "/restapis/%s/stages/%s"
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::ApiGateway::Stage"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
                                         region_name, **kwargs):
         _check_tags(cloudformation_json)
         props = cloudformation_json.get("Properties", {})
-        cert_id = props.get("ClientCertificateId") or None
-        if cert_id:
-            get_certificate(account_id, region_name, cert_id)
+        cert_id = cls.template_certificate(props, account_id, region_name)
         stage = apigateway_backends[account_id][region_name].create_stage(
             props["RestApiId"], resource_name, props.get("DeploymentId"),
             variables=props.get("Variables"), description=props.get("Description", ""),
@@ -278,13 +302,12 @@ class StackRestStage(CloudFormationModel, _Owned):
                                         cloudformation_json, account_id, region_name):
         model = original_resource
         props = cloudformation_json.get("Properties", {})
-        if (props["RestApiId"], new_resource_name) != (model.api_id, model.name):
-            return _replace(cls, model, new_resource_name, cloudformation_json)
+        replacement = cls.replaced(model, new_resource_name, cloudformation_json)
+        if replacement is not None:
+            return replacement
         backend = apigateway_backends[account_id][region_name]
         stage = backend.get_stage(model.api_id, model.name)
-        cert_id = props.get("ClientCertificateId") or None
-        if cert_id:
-            get_certificate(account_id, region_name, cert_id)
+        cert_id = cls.template_certificate(props, account_id, region_name)
         redeployed = props.get("DeploymentId") != stage.deployment_id
         stage.deployment_id = props.get("DeploymentId")
         stage.description = props.get("Description", "")
@@ -379,44 +402,24 @@ class StackWebSocketApi(CloudFormationModel, _Owned):
         apigatewayv2_backends[account_id][region_name].delete_api(self.api_id)
 
 
-class StackWebSocketStage(CloudFormationModel, _Owned):
+class StackWebSocketStage(_StackStage, CloudFormationModel):
     """``AWS::ApiGatewayV2::Stage``."""
 
+    API_ID, PATH = "ApiId", "/apis/%s/stages/%s"
     MEMBERS = {"Description": "description", "StageVariables": "stage_variables",
                "AutoDeploy": "auto_deploy", "AccessLogSettings": "access_log_settings",
                "RouteSettings": "route_settings"}
-
-    def __init__(self, api_id, name):
-        self.api_id, self.name = api_id, name
-
-    @property
-    def arn(self):
-        return _arn(self.region, "/apis/%s/stages/%s" % (self.api_id, self.name))
-
-    @property
-    def physical_resource_id(self):
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type():
-        return "StageName"
 
     @staticmethod
     def cloudformation_type():
         return "AWS::ApiGatewayV2::Stage"
 
     @classmethod
-    def has_cfn_attr(cls, attr):
-        return False
-
-    @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
                                         region_name, **kwargs):
         _check_tags(cloudformation_json)
         props = cloudformation_json.get("Properties", {})
-        cert_id = props.get("ClientCertificateId") or None
-        if cert_id:
-            get_certificate(account_id, region_name, cert_id)
+        cert_id = cls.template_certificate(props, account_id, region_name)
         config = {"stageName": resource_name, "clientCertificateId": cert_id,
                   "deploymentId": props.get("DeploymentId")}
         for prop in ("Description", "StageVariables", "AutoDeploy", "DefaultRouteSettings",
@@ -434,13 +437,12 @@ class StackWebSocketStage(CloudFormationModel, _Owned):
                                         cloudformation_json, account_id, region_name):
         model = original_resource
         props = cloudformation_json.get("Properties", {})
-        if (props["ApiId"], new_resource_name) != (model.api_id, model.name):
-            return _replace(cls, model, new_resource_name, cloudformation_json)
+        replacement = cls.replaced(model, new_resource_name, cloudformation_json)
+        if replacement is not None:
+            return replacement
         stage = apigatewayv2_backends[account_id][region_name].get_stage(model.api_id,
                                                                          model.name)
-        cert_id = props.get("ClientCertificateId") or None
-        if cert_id:
-            get_certificate(account_id, region_name, cert_id)
+        cert_id = cls.template_certificate(props, account_id, region_name)
         for prop, attr in cls.MEMBERS.items():
             if prop in props:
                 setattr(stage, attr, props[prop])
