@@ -41,8 +41,12 @@ setup(
     ],
     extras_require={
         # The sandbox patches moto's API Gateway internals: pinned to the minor it was built on.
-        "sandbox": ["moto[server,apigateway,apigatewayv2,ssm,s3,sts]>=5.2.5,<5.3"],
-        "test": ["pytest", "c7n-org", "ruff", "freezegun"],
+        # Services beyond API Gateway: stores (ssm, s3), templates (cloudformation), signals
+        # (cloudwatch, events, sqs), Lambda modes and AWS Config (awslambda, iam, logs, config).
+        "sandbox": ["moto[server,apigateway,apigatewayv2,ssm,s3,sts,cloudformation,cloudwatch,"
+                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3"],
+        # c7n-mailer: the shipped mail template is rendered by its own renderer in the tests.
+        "test": ["pytest", "c7n-org", "c7n-mailer", "ruff", "freezegun"],
     },
     entry_points={
         "console_scripts": ["c7n-apigw-certs = c7n_apigw_certs.cli:main"],
