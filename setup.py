@@ -44,7 +44,9 @@ setup(
         # Services beyond API Gateway: stores (ssm, s3), templates (cloudformation), signals
         # (cloudwatch, events, sqs), Lambda modes and AWS Config (awslambda, iam, logs, config).
         "sandbox": ["moto[server,apigateway,apigatewayv2,ssm,s3,sts,cloudformation,cloudwatch,"
-                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3"],
+                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3",
+                    # The demo's simulated days (sandbox/timeshift.py).
+                    "freezegun"],
         # c7n-mailer: the shipped mail template is rendered by its own renderer in the tests.
         "test": ["pytest", "c7n-org", "c7n-mailer", "ruff", "freezegun"],
     },

@@ -84,8 +84,10 @@ def main(argv=None):
     sandbox.add_argument("--region", default="us-east-1", help="region to export")
     sandbox.add_argument("--env-file", help="also write the exports to this file")
     demo = commands.add_parser(
-        "demo", help="run policies/expiring.yml with the stock custodian against the sandbox")
+        "demo", help="against the sandbox, with the stock custodian: the audit "
+        "(policies/expiring.yml), then a staged rotation (policies/rotate.yml) on days 0, 3, 10")
     demo.add_argument("--policy", default="policies/expiring.yml")
+    demo.add_argument("--rotate-policy", default="policies/rotate.yml")
     demo.add_argument("--output-dir", default="out")
     iam = commands.add_parser(
         "iam", help="print the least-privilege IAM policy document that policy files need")
@@ -101,7 +103,7 @@ def main(argv=None):
         run_sandbox(args)
     elif args.command == "demo":
         from .sandbox.demo import run_demo
-        run_demo(args.policy, args.output_dir)
+        run_demo(args.policy, args.output_dir, args.rotate_policy)
     elif args.command == "iam":
         run_iam(args)
 

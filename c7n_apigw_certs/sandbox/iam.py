@@ -52,7 +52,7 @@ AWS's refusals show in public reports:
 
 Credentials that ``AssumeRole`` issues expire ``DurationSeconds`` (default 3600) after the
 sandbox's "now", not the real one (moto uses the real clock): a ``custodian`` run whose clock is
-moved days ahead together with the sandbox's (tests/run_at.py) gets credentials that are valid
+moved days ahead together with the sandbox's (sandbox/timeshift.py) gets credentials that are valid
 at its own "now", as in AWS, where both clocks agree.
 """
 import functools
