@@ -3,6 +3,7 @@ c7n-mailer template rendered by c7n-mailer itself: the message is read from the 
 queue with c7n-mailer's own receiver, decoded by its own processor, and rendered by its own
 e-mail code (``get_mimetext_message``, which calls ``get_rendered_jinja``) with the folder that
 ``c7n-apigw-certs mailer-templates`` prints among its ``templates_folders``."""
+import datetime
 import logging
 import os
 import pathlib
@@ -25,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 POLICY_FILE = ROOT / "policies" / "notify.yml"
 QUEUE = "c7n-mailer"
 TEMPLATE = "apigw-client-certificate-expiry"
-DAY = __import__("datetime").timedelta(days=1)
+DAY = datetime.timedelta(days=1)
 log = logging.getLogger("test_notify")
 
 
@@ -159,7 +160,6 @@ def test_the_shipped_policy_mail_rendered_by_c7n_mailer(sandbox, tmp_path, estat
 
 
 def message_start(message):
-    import datetime
     return datetime.datetime.utcfromtimestamp(message["execution_start"]).isoformat()
 
 

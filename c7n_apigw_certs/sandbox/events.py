@@ -8,6 +8,12 @@ events from a queue as a user's rule would receive them (docs/aws-behaviour.md, 
 
 What it lacks:
 
+- **The event's ``account``.** A rule's target receives the whole event (``version``, ``id``,
+  ``detail-type``, ``source``, ``account``, ``time``, ``region``, ``resources``, ``detail``:
+  the EventBridge user guide, "Amazon EventBridge events"), but moto's default input template
+  (``EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE``) leaves ``account`` out, though its
+  paths map names it: the template gains it (fact 70).
+
 - **One entry failing while the others go through.** AWS answers 200 with ``FailedEntryCount``
   and, for each failed entry, ``ErrorCode`` and ``ErrorMessage`` in its place of ``Entries``
   (the API reference, "PutEventsResultEntry": retryable ``InternalFailure`` and
@@ -32,12 +38,17 @@ import re
 from urllib.parse import urlparse
 
 from moto.events.models import EventsBackend
+from moto.events.utils import EventTemplateParser
 
 from .controls import CONTROLS
 
 ENTRY_OPERATION = "PutEventsEntry"
 SERVICES = {"events", "sqs"}
 DEFAULT_BUS = "default"
+# moto's default input template, with the account that AWS delivers too.
+EVENT_TEMPLATE = ('{"version": "0", "id": "<id>", "detail-type": "<detail-type>", '
+                  '"source": "<source>", "account": "<account>", "time": <time>, '
+                  '"region": "<region>", "resources": <resources>, "detail": <detail>}')
 
 
 def entry_ids(entry):
@@ -101,4 +112,5 @@ def target(call):
 @functools.cache  # once per process: every install patches moto in place
 def install():
     """Extend moto's EventBridge in this process. Idempotent."""
+    EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = EVENT_TEMPLATE
     EventsBackend.put_events = _put_events(EventsBackend.put_events)
