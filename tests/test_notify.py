@@ -245,3 +245,29 @@ def test_runs_under_the_generated_document_and_not_without_send_message(
     assert "not authorized to perform: sqs:SendMessage on resource: arn:aws:sqs:%s:%s:%s" % (
         REGION, ACCOUNT, QUEUE) in proc.stderr
     assert received(sandbox.queue_url) == []
+
+
+def notify_policy(filters):
+    return {"name": "notify", "resource": "aws.apigw-client-certificate", "filters": filters,
+            "actions": [dict(NOTIFY, transport={"type": "sqs", "queue": QUEUE})]}
+
+
+def test_the_pem_expiry_and_a_policy_without_the_expiring_filter(sandbox, tmp_path):
+    """A PEM whose notAfter is earlier than its expirationDate: the mail gives the PEM's date
+    and says so. Without the expiring filter the mail still renders, with expirationDate and
+    a hint, instead of failing in c7n-mailer."""
+    cert = cert_at(sandbox, "pem-early", AT + 200 * DAY,
+                   not_after=(AT + 10 * DAY).isoformat())
+    make_rest_stage(cert, api_name="pem-api")
+    run_frozen(sandbox, tmp_path, notify_policy([{"type": "expiring", "days": 30}]))
+    ((_, message),) = received(sandbox.queue_url)
+    _, _, text = render(message)
+    assert "  expires in 10 day(s), on %s (the PEM's notAfter, earlier than its " \
+        "expirationDate)" % (AT + 10 * DAY).isoformat() in text
+
+    run_frozen(sandbox, tmp_path, notify_policy([{"type": "in-use"}]))
+    ((_, message),) = received(sandbox.queue_url)
+    _, _, text = render(message)
+    assert 'Certificate %s "pem-early"' % cert in text
+    assert "(put the expiring filter before notify for the days left)" in text
+    assert "    - REST pem-api (" in text
