@@ -1,6 +1,7 @@
-"""The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``, and
-``iam`` (the IAM policy that policy files need). Each imports what it needs when it runs: c7n
-only for ``iam`` and ``demo``."""
+"""The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``,
+``iam`` (the IAM policy that policy files need), and ``mailer-templates`` (the folder of the
+c7n-mailer templates this package ships, for ``c7n-mailer --templates``). Each imports what it
+needs when it runs: c7n only for ``iam`` and ``demo``."""
 import argparse
 import json
 import os
@@ -65,6 +66,11 @@ def run_iam(args):
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
+def mailer_templates():
+    """The folder of the shipped c7n-mailer templates (``c7n_apigw_certs/mailer``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "mailer")
+
+
 def _matching(pattern, what):
     """An argparse type: the value if it matches, else a usage error (exit 2)."""
     def check(value):
@@ -98,6 +104,9 @@ def main(argv=None):
                      type=_matching(r"\*|[a-z]{2}(-[a-z]+)+-\d+", "a region or *"))
     iam.add_argument("--account", default="*", help="default: * (any account)",
                      type=_matching(r"\*|\d{12}", "a 12-digit account id or *"))
+    commands.add_parser(
+        "mailer-templates", help="print the folder of the shipped c7n-mailer templates "
+        "(for c7n-mailer --templates)")
     args = parser.parse_args(argv)
     if args.command == "sandbox":
         run_sandbox(args)
@@ -106,6 +115,8 @@ def main(argv=None):
         run_demo(args.policy, args.output_dir, args.rotate_policy)
     elif args.command == "iam":
         run_iam(args)
+    elif args.command == "mailer-templates":
+        sys.stdout.write(mailer_templates() + "\n")
 
 
 if __name__ == "__main__":
