@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py')
+SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py' -o -name '*.j2')
 
 .PHONY: demo test bench lint install clean
 
