@@ -2,6 +2,7 @@
 runs it: the audit, then the staged rotation of the demo estate on days 0, 3 and 10."""
 import json
 import os
+import re
 import subprocess
 
 from conftest import BIN
@@ -35,6 +36,17 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
                  "REST payments-api", "WEBSOCKET live-updates"):
         assert line in text
     assert "legacy-unused" not in text and "reporting " not in text
+    signals, rotation = text.split("The signals", 1)[1].split("The staged rotation", 1)
+    # The metric read back from CloudWatch: the region's minimum is the expired certificate.
+    assert re.search(r"us-east-1  \(all: alarm on Minimum\) +-3\n", signals)
+    assert re.search(r"eu-west-1  \(all: alarm on Minimum\) +12\n", signals)
+    # The events a rule delivered: one per expiring certificate a stage presents.
+    assert "EventBridge: 4 event(s) reached the rule's queue" in signals
+    assert '"DaysToExpiry": -3' in signals and '"Description": "orders-prod"' in signals
+    # The mail, rendered by c7n-mailer-replay from the notify message.
+    assert "c7n-mailer: 2 message(s)" in signals
+    assert "expire soon: 3 in account 123456789012, region us-east-1" in signals
+    assert "REST payments-api" in signals and "What to do next" in signals
     expected = {(region, name) for region, names in EXPIRING.items() for name in names}
 
     day0 = records(out, 0)

@@ -136,6 +136,7 @@ def run_demo(policy="policies/expiring.yml", output_dir="out",
     with RunningSandbox() as sandbox:
         env = dict(os.environ, **sandbox.env)
         audit(env, policy, output_dir)
+        signals(env, output_dir)
         staged_rotation(sandbox, env, rotate_policy, output_dir)
 
 
@@ -162,6 +163,36 @@ def audit(env, policy, output_dir):
     print("\nFull records: %s/<region>/<policy>/resources.json; the same as a table: "
           "custodian report -s %s%s %s" % (output_dir, output_dir,
                                             "".join(" --region " + r for r in REGIONS), policy))
+
+
+# (title, policy, Signals method): each signal policy in policies/, in the order people meet them.
+SIGNALS = (
+    ("An alarm's metric", "policies/expiry-metric.yml", "show_metric"),
+    ("An event for rules and chat integrations", "policies/expiry-event.yml", "show_event"),
+    ("A mail to the owners", "policies/notify.yml", "show_mail"),
+)
+
+
+def signals(env, output_dir):
+    """Each signal policy on the same estate, and what arrived where people read it."""
+    from .demo_signals import Signals
+
+    def run(policy, out):
+        shown, cmd = custodian_command(out, policy)
+        print(shown, flush=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode:
+            print(indent("the run failed (exit %d):\n%s" % (proc.returncode,
+                                                          proc.stderr[-3000:])))
+
+    present = [s for s in SIGNALS if os.path.exists(s[1])]
+    print("\nThe signals, on the same estate (policies/: %s):" % ", ".join(
+        os.path.basename(s[1]) for s in present))
+    shown = Signals(env, run, REGIONS, find_command)
+    shown.prepare()
+    for title, policy, method in present:
+        print("\n%s:" % title)
+        getattr(shown, method)(policy, os.path.join(output_dir, "signals"))
 
 
 def staged_rotation(sandbox, env, policy, output_dir):
