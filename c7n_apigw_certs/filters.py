@@ -142,6 +142,13 @@ class StageCertificateExpiring(ExpiringBase):
 
     annotation_key = "c7n:client-certificate"
 
+    def validate(self):
+        """On c7n's own resource, in a Lambda mode: the handler and package that load the
+        plugin there (handler.py)."""
+        from .handler import complete_mode
+        complete_mode(self.manager.ctx.policy)
+        return self
+
     def process(self, resources, event=None):
         wanted = {r["clientCertificateId"] for r in resources if r.get("clientCertificateId")}
         if not wanted:
