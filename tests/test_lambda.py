@@ -20,7 +20,7 @@ from c7n.policy import Policy
 from c7n.resources import load_resources
 from conftest import (
     ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, make_websocket_stage,
-    write_policy)
+    run_cli, write_policy)
 
 from c7n_apigw_certs import handler
 from c7n_apigw_certs.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE
@@ -248,6 +248,54 @@ def test_deploy_without_the_role_fails_and_schedules_nothing(sandbox, tmp_path):
     assert "The role defined for the function cannot be assumed by Lambda" in proc.stderr
     assert client("lambda").list_functions()["Functions"] == []
     assert client("events").list_rules()["Rules"] == []
+
+
+def test_running_it_again_updates_the_same_function_and_rule(sandbox, tmp_path):
+    deploy(sandbox, tmp_path, str(POLICY_FILE))
+    changed = copy.deepcopy(POLICY)
+    changed["mode"]["schedule"] = "rate(12 hours)"
+    changed["filters"][0]["days"] = 14
+    custodian_run(sandbox, tmp_path, changed)
+    (function,) = client("lambda").list_functions()["Functions"]
+    assert function["Handler"] == handler.HANDLER
+    _, archive = deployed_function(ACCOUNT, REGION, FUNCTION)
+    config = json.loads(zipfile.ZipFile(io.BytesIO(archive)).read("config.json"))
+    assert config["policies"][0]["filters"][0] == {"type": "expiring", "days": 14}
+    (rule,) = client("events").list_rules()["Rules"]
+    assert rule["ScheduleExpression"] == "rate(12 hours)"
+    assert len(client("events").list_targets_by_rule(Rule=FUNCTION)["Targets"]) == 1
+
+
+def test_c7n_org_deploys_to_every_account_with_that_accounts_role(sandbox, tmp_path):
+    """c7n-org completes the bare role name with each account's id; the role must exist in
+    every account (created here through the role c7n-org assumes)."""
+    import boto3
+    accounts = {"alpha": "111111111111", "beta": "222222222222"}
+    for account in accounts.values():
+        creds = boto3.client("sts").assume_role(
+            RoleArn="arn:aws:iam::%s:role/custodian" % account,
+            RoleSessionName="setup")["Credentials"]
+        boto3.client("iam", aws_access_key_id=creds["AccessKeyId"],
+                     aws_secret_access_key=creds["SecretAccessKey"],
+                     aws_session_token=creds["SessionToken"]).create_role(
+            RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Action": "sts:AssumeRole",
+                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))
+    config = tmp_path / "accounts.yml"
+    config.write_text(yaml.safe_dump({"accounts": [
+        {"name": name, "account_id": account, "regions": [REGION],
+         "role": "arn:aws:iam::%s:role/custodian" % account}
+        for name, account in accounts.items()]}))
+    run_cli("c7n-org", ["run", "-c", str(config), "-s", str(tmp_path / "org-out"),
+                        "-u", str(POLICY_FILE)], sandbox.env)
+    for account in accounts.values():
+        configuration, archive = deployed_function(account, REGION, FUNCTION)
+        assert configuration["Role"] == "arn:aws:iam::%s:role/%s" % (account, ROLE)
+        assert configuration["Handler"] == handler.HANDLER
+        assert "c7n_apigw_certs/pem.py" in zipfile.ZipFile(io.BytesIO(archive)).namelist()
+        assert scheduled_event(account, REGION, FUNCTION)["account"] == account
+    assert client("lambda").list_functions()["Functions"] == []  # not in the caller's account
 
 
 # -- the mode the plugin completes -------------------------------------------------------------
