@@ -19,8 +19,8 @@ from c7n.exceptions import PolicyValidationError
 from c7n.policy import Policy
 from c7n.resources import load_resources
 from conftest import (
-    ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, make_websocket_stage,
-    run_cli, write_policy)
+    ACCOUNT, REGION, api_calls, client, custodian_run, make_cert, make_rest_stage,
+    make_websocket_stage, run_cli, write_policy)
 
 from c7n_apigw_certs import handler
 from c7n_apigw_certs.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE
@@ -212,6 +212,11 @@ def test_without_the_plugins_handler_the_function_cannot_find_the_resource(
 
 def test_custodian_run_deploys_the_function_and_its_daily_schedule(sandbox, tmp_path):
     configuration, archive = deploy(sandbox, tmp_path, str(POLICY_FILE))
+    # the gate knows each call by name (signing names lambda and events: fact 75)
+    assert set(api_calls(sandbox, "lambda")) == {
+        "GetFunction", "CreateFunction", "GetFunctionConfiguration", "AddPermission"}
+    assert set(api_calls(sandbox, "events")) == {
+        "DescribeRule", "PutRule", "ListTargetsByRule", "PutTargets"}
     function_arn = "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, FUNCTION)
     assert configuration["FunctionName"] == FUNCTION
     assert configuration["Handler"] == "c7n_apigw_certs.handler.run"
