@@ -39,14 +39,16 @@ setup(
         "boto3",
         "jsonschema",
         "pyyaml",
-        "cryptography>=42",
+        # No cryptography: the filters read PEMs with the standard library (pem.py), because
+        # c7n's Lambda archive cannot carry it (docs/aws-behaviour.md, fact 34).
     ],
     extras_require={
         # The sandbox patches moto's API Gateway internals: pinned to the minor it was built on.
         # Services beyond API Gateway: stores (ssm, s3), templates (cloudformation), signals
         # (cloudwatch, events, sqs), Lambda modes and AWS Config (awslambda, iam, logs, config).
+        # cryptography mints the sandbox's real X.509 certificates (sandbox/certificates.py).
         "sandbox": ["moto[server,apigateway,apigatewayv2,ssm,s3,sts,cloudformation,cloudwatch,"
-                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3",
+                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3", "cryptography>=42",
                     # The demo's simulated days (sandbox/timeshift.py).
                     "freezegun"],
         # c7n-mailer: the shipped mail template is rendered by its own renderer in the tests.

@@ -76,6 +76,11 @@ class ClientCertificate(query.QueryResourceManager):
 
     source_mapping = {"describe": DescribeClientCertificate}
 
+    def validate(self):
+        """In a Lambda mode, the handler and package that load the plugin there (handler.py)."""
+        from .handler import complete_mode
+        complete_mode(self.ctx.policy)
+
     def iam_resources(self):
         """``apigateway:GET`` on the certificate listing, and on the REST and WebSocket stage
         listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``)."""
