@@ -10,7 +10,7 @@ from c7n.utils import local_session, type_schema
 from cryptography import x509
 from dateutil.tz import tzutc
 
-from . import owners
+from . import owners, report
 from .resource import STAGES, ClientCertificate
 from .usage import PAGE_SIZE, pages
 
@@ -64,6 +64,8 @@ def annotate_expiry(cert, now):
         cert[EXPIRY_SOURCE] = source
         cert[DAYS_LEFT] = days_left(expires, now)
         cert[EXPIRED] = expires <= now
+        if STAGES in cert:  # a listed certificate resource: its report's columns too
+            report.annotate(cert, expires, cert[DAYS_LEFT], cert[EXPIRED], cert[STAGES])
     return cert[EXPIRES]
 
 
