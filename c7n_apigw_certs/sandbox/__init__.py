@@ -14,20 +14,23 @@ or ``SandboxServer(port=0).start()`` in a test; ``remote.SandboxClient`` drives 
 Where each behaviour lives: ``apigateway.py`` (client certificates, stages, deployments, what a
 stage presents), ``cloudformation.py`` (stacks that own REST and WebSocket APIs, stages and
 certificates, tagged as CloudFormation tags them), ``tags.py`` (API Gateway's tag rules),
-``ssm.py`` (Parameter Store's value sizes per tier), ``iam.py`` (assumed roles held to their
-policies), ``gate.py`` (the order in which IAM, the throttle, the deployment rate and faults
-apply), ``controls.py`` (clock, throttle, deployment rate, faults, counters, switches),
-``server.py`` (the HTTP endpoints of the controls).
+``ssm.py`` (Parameter Store's value sizes per tier), ``securityhub.py`` (findings as a
+provider meets them), ``iam.py`` (assumed roles held to their policies), ``gate.py`` (the
+order in which IAM, the throttle, the deployment rate and faults apply), ``controls.py``
+(clock, throttle, deployment rate, faults, counters, switches), ``server.py`` (the HTTP
+endpoints of the controls).
 """
 from .controls import CONTROLS  # noqa: F401
 
 
 def install():
     """Extend moto in this process: the certificate API, the stage fields, CloudFormation for
-    them, SSM's value sizes, the gate (IAM, throttle, deployment rate, faults, counters)."""
-    from . import apigateway, cloudformation, gate, iam, ssm
+    them, SSM's value sizes, Security Hub's findings, the gate (IAM, throttle, deployment
+    rate, faults, counters)."""
+    from . import apigateway, cloudformation, gate, iam, securityhub, ssm
     apigateway.install()
     cloudformation.install()
     ssm.install()
+    securityhub.install()
     iam.install()
     gate.install()
