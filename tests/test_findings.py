@@ -305,3 +305,70 @@ def test_bad_finding_types_are_refused_at_load():
                     Config.empty(region=REGION, account_id=ACCOUNT))
     with pytest.raises(PolicyValidationError, match="Finding types must be in the format"):
         policy.validate()
+
+
+# -- the sandbox's Security Hub (sandbox/securityhub.py; facts 61-64) ----------------------
+def asff(finding_id, updated, **extra):
+    return dict({
+        "SchemaVersion": "2018-10-08", "Id": finding_id, "GeneratorId": "g",
+        "ProductArn": "arn:aws:securityhub:us-east-1::product/cloud-custodian/cloud-custodian",
+        "AwsAccountId": ACCOUNT, "Types": ["Software and Configuration Checks"],
+        "CreatedAt": "2030-01-01T00:00:00+00:00", "UpdatedAt": updated,
+        "Severity": {"Label": "LOW"}, "Title": "t", "Description": "d",
+        "Resources": [{"Type": "Other", "Id": certificate_arn(REGION, "abc123")}]}, **extra)
+
+
+def test_sandbox_imports_as_security_hub_does(sandbox):
+    hub = client("securityhub")
+    answer = hub.batch_import_findings(Findings=[
+        asff("a", "2030-01-02T00:00:00Z"),
+        {k: v for k, v in asff("b", "2030-01-02T00:00:00Z").items() if k != "Types"}])
+    assert answer["FailedCount"] == 1 and answer["FailedFindings"][0]["Id"] == "b"
+    assert answer["FailedFindings"][0]["ErrorCode"] == "InvalidInput"
+    (a,) = hub.get_findings()["Findings"]
+    assert a["Workflow"] == {"Status": "NEW"} and a["RecordState"] == "ACTIVE"
+    assert a["FindingProviderFields"]["Severity"] == {"Label": "LOW"}
+    # An older update is ignored; a newer one updates, through FindingProviderFields too,
+    # and cannot change the workflow.
+    hub.batch_import_findings(Findings=[asff("a", "2030-01-01T12:00:00Z", Title="old")])
+    assert hub.get_findings()["Findings"][0]["Title"] == "t"
+    hub.batch_import_findings(Findings=[asff(
+        "a", "2030-01-03T00:00:00Z", Workflow={"Status": "SUPPRESSED"},
+        FindingProviderFields={"Severity": {"Label": "HIGH"}})])
+    (a,) = hub.get_findings()["Findings"]
+    assert a["Severity"] == {"Label": "HIGH"} and a["Workflow"] == {"Status": "NEW"}
+    # Archived then active again: a RESOLVED workflow is NEW again.
+    hub.batch_import_findings(Findings=[asff("r", "2030-01-02T00:00:00Z", RecordState="ARCHIVED",
+                                             Workflow={"Status": "RESOLVED"})])
+    hub.batch_import_findings(Findings=[asff("r", "2030-01-03T00:00:00Z",
+                                             RecordState="ACTIVE")])
+    found = {f["Id"]: f for f in hub.get_findings()["Findings"]}
+    assert found["r"]["Workflow"] == {"Status": "NEW"} and found["r"]["RecordState"] == "ACTIVE"
+    with pytest.raises(hub.exceptions.InvalidInputException):
+        hub.batch_import_findings(Findings=[asff(str(n), "2030-01-02T00:00:00Z")
+                                            for n in range(101)])
+
+
+def test_sandbox_filters_findings_as_security_hub_does(sandbox):
+    hub = client("securityhub")
+    hub.batch_import_findings(Findings=[
+        asff("p/1", "2030-01-02T00:00:00Z"), asff("p/2", "2030-01-02T00:00:00Z"),
+        asff("q/1", "2030-01-02T00:00:00Z", RecordState="ARCHIVED")])
+
+    def ids(**filters):
+        return sorted(f["Id"] for f in hub.get_findings(Filters=filters)["Findings"])
+
+    def f(value, comparison="EQUALS"):
+        return {"Value": value, "Comparison": comparison}
+
+    assert ids() == ["p/1", "p/2", "q/1"]
+    assert ids(Id=[f("p/", "PREFIX")]) == ["p/1", "p/2"]
+    assert ids(Id=[f("p/1"), f("q/", "PREFIX")]) == ["p/1", "q/1"]  # OR on one field
+    assert ids(Id=[f("p/", "PREFIX")], RecordState=[f("ACTIVE")]) == ["p/1", "p/2"]  # AND
+    assert ids(Id=[f("p/1", "NOT_EQUALS"), f("q/", "PREFIX_NOT_EQUALS")]) == ["p/2"]
+    assert ids(RecordState=[f("ARCHIVED")]) == ["q/1"]
+    assert ids(ResourceId=[f("abc123", "CONTAINS")]) == ["p/1", "p/2", "q/1"]
+    with pytest.raises(hub.exceptions.InvalidInputException):
+        hub.get_findings(Filters={"CompanyName": [f("x")]})
+    pages = list(hub.get_paginator("get_findings").paginate(PaginationConfig={"PageSize": 2}))
+    assert [len(p["Findings"]) for p in pages] == [2, 1]
