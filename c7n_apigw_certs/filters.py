@@ -23,14 +23,22 @@ EXPIRY_SOURCE = "c7n:expiry-source"
 DEFAULT_DAYS = 30
 
 
+# (certificate id, PEM) whose PEM did not parse, already logged by this process: the listing
+# (report.py's columns) and the expiring filter both read the PEM, one warning is enough.
+_WARNED = set()
+
+
 def pem_not_after(cert):
     """The PEM's notAfter, or None (with a warning naming the certificate) if it does not parse."""
     pem = cert.get("pemEncodedCertificate")
     try:
         return x509.load_pem_x509_certificate(pem.encode("ascii")).not_valid_after_utc
     except (ValueError, TypeError, AttributeError, UnicodeEncodeError) as e:
-        log.warning("client-certificate:%s pemEncodedCertificate does not parse (%s): "
-                    "using expirationDate", cert.get("clientCertificateId"), e)
+        key = (cert.get("clientCertificateId"), pem if isinstance(pem, str) else None)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            log.warning("client-certificate:%s pemEncodedCertificate does not parse (%s): "
+                        "using expirationDate", cert.get("clientCertificateId"), e)
         return None
 
 

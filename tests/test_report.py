@@ -166,3 +166,18 @@ def test_a_policy_of_another_resource_is_untouched(sandbox, tmp_path, estate):
     assert {s["stageName"] for s in found[REGION]} == {"prod", "staging", "production"}
     for stage in found[REGION]:
         assert not (set(report.FIELDS) - {"description"}) & set(stage["c7n:client-certificate"])
+
+
+def test_a_pem_that_does_not_parse_is_reported_once(caplog):
+    """The listing (for these columns) and the expiring filter both read the PEM: one warning
+    a certificate, not two."""
+    from c7n_apigw_certs.filters import annotate_expiry, effective_expiry
+    cert = {"clientCertificateId": "once01", "pemEncodedCertificate": "not a PEM",
+            "expirationDate": AT + 3 * DAY, "c7n:stages": []}
+    with caplog.at_level("WARNING"):
+        expires, source = effective_expiry(cert)  # the listing
+        annotate_expiry(cert, AT)  # the filter
+    assert (expires, source) == (AT + 3 * DAY, "expirationDate")
+    assert caplog.text.count("client-certificate:once01 pemEncodedCertificate does not "
+                             "parse") == 1
+    assert cert["days_left"] == 3 and cert["expires"] == "2030-06-18 12:00"
