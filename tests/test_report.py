@@ -8,7 +8,7 @@ import json
 import pathlib
 
 import pytest
-from conftest import REGION, make_rest_stage, make_websocket_stage, run_cli, write_policy
+from conftest import REGION, make_cert, make_rest_stage, make_websocket_stage, run_cli, write_policy
 from test_metrics import AT, cert_at, run_frozen
 
 from c7n_apigw_certs import report
@@ -181,3 +181,24 @@ def test_a_pem_that_does_not_parse_is_reported_once(caplog):
     assert caplog.text.count("client-certificate:once01 pemEncodedCertificate does not "
                              "parse") == 1
     assert cert["days_left"] == 3 and cert["expires"] == "2030-06-18 12:00"
+
+
+def test_c7n_org_report_has_one_region_column(sandbox, tmp_path):
+    """c7n-org's report puts Account, Region and Policy first; its Region and this one merge."""
+    import yaml
+    sandbox.reset_clock()  # c7n-org runs on the real clock
+    accounts = {"alpha": "111111111111", "beta": "222222222222"}
+    ids = {name: make_cert(sandbox, 4, account=account, description=name)
+           for name, account in accounts.items()}
+    config = tmp_path / "accounts.yml"
+    config.write_text(yaml.safe_dump({"accounts": [
+        {"name": name, "account_id": account, "regions": [REGION],
+         "role": "arn:aws:iam::%s:role/custodian" % account}
+        for name, account in accounts.items()]}))
+    args = ["-c", str(config), "-s", str(tmp_path / "org-out"), "-u", EXPIRING]
+    run_cli("c7n-org", ["run", "--cache-period", "0"] + args, sandbox.env)
+    header, *rows = csv.reader(io.StringIO(run_cli("c7n-org", ["report"] + args,
+                                                   sandbox.env).stdout))
+    assert header == ["Account", "Region", "Policy"] + [h for h in HEADERS if h != "Region"]
+    assert sorted((row[0], row[1], row[3]) for row in rows) == [
+        ("alpha", REGION, ids["alpha"]), ("beta", REGION, ids["beta"])]
