@@ -372,3 +372,20 @@ def test_sandbox_filters_findings_as_security_hub_does(sandbox):
         hub.get_findings(Filters={"CompanyName": [f("x")]})
     pages = list(hub.get_paginator("get_findings").paginate(PaginationConfig={"PageSize": 2}))
     assert [len(p["Findings"]) for p in pages] == [2, 1]
+
+
+def test_a_hub_in_another_region(sandbox, tmp_path, estate):
+    """c7n's ``region``: the findings of us-east-1's certificates go to eu-west-1's hub, under
+    us-east-1's ids, and are archived there."""
+    policy = json_policy()
+    policy["actions"][0]["region"] = WEST
+    run_at(sandbox, tmp_path, policy)
+    assert findings() == {}
+    found = findings(WEST)
+    assert set(found) == {estate["expired"], estate["d3"], estate["d20"]}
+    assert found[estate["d3"]]["Id"].startswith("%s/%s/" % (REGION, ACCOUNT))
+    assert found[estate["d3"]]["ProductArn"] == (
+        "arn:aws:securityhub:%s::product/cloud-custodian/cloud-custodian" % WEST)
+    assert found[estate["d3"]]["Resources"][0]["Region"] == REGION
+    run_at(sandbox, tmp_path, dict(policy, filters=[{"type": "expiring", "days": 1}]), days=1)
+    assert set(findings(WEST, RecordState="ARCHIVED")) == {estate["d3"], estate["d20"]}
