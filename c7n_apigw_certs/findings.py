@@ -39,7 +39,7 @@ PAGE = 100
 VALUE_LIMIT = 1024
 MAX_STAGE_KEYS = 40
 REMEDIATION = (
-    "Rotate API Gateway client certificate %(id)s before %(expires)s: run the rotate policy "
+    "Rotate API Gateway client certificate %(id)s (%(when)s %(expires)s): run the rotate policy "
     "(policies/rotate.yml of c7n-apigw-certs) daily. It generates a successor, publishes it to "
     "the trust stores of the backends, switches the %(stages)d stage(s) that present this "
     "certificate, and retires it. Stages that a template owns are handed over to their owner "
@@ -185,6 +185,7 @@ class ClientCertificateFinding(PostFinding):
                 "Recommendation", {})
             recommendation["Text"] = REMEDIATION % {
                 "id": cert["clientCertificateId"], "expires": cert[EXPIRES],
+                "when": "expired" if cert[EXPIRED] else "expires",
                 "stages": len(cert.get(STAGES) or ())}
         return finding
 

@@ -109,7 +109,12 @@ def test_severity_by_urgency_stages_and_remediation(sandbox, tmp_path, estate):
         "stage:1": "REST orders-api (%s) / prod" % estate["orders"],
         "stage:2": "WEBSOCKET live-updates (%s) / production" % estate["live"]}
     text = near["Remediation"]["Recommendation"]["Text"]
-    assert "policies/rotate.yml" in text and estate["d3"] in text and "2 stage(s)" in text
+    assert text.startswith("Rotate API Gateway client certificate %s (expires %s): run the "
+                           "rotate policy (policies/rotate.yml" % (
+                               estate["d3"], (AT + 3 * DAY).isoformat()))
+    assert "switches the 2 stage(s)" in text
+    assert "(expired %s)" % (AT - 3 * DAY).isoformat() in found[estate["expired"]][
+        "Remediation"]["Recommendation"]["Text"]
     assert found[estate["expired"]]["Resources"][0]["Details"]["Other"]["expired"] == "true"
     assert "stage:1" not in found[estate["d20"]]["Resources"][0]["Details"]["Other"]
 
