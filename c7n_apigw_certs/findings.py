@@ -85,8 +85,8 @@ class ClientCertificateFinding(PostFinding):
       expiring. That is how a finding provider closes a finding (fact 63); Security Hub sets
       ``Workflow`` back to ``NEW`` if the certificate matches again.
 
-    c7n runs no action when a policy matches nothing: in a region where no certificate matches
-    any more, the last findings stay ``ACTIVE`` until a run matches one again (tested). Findings
+    c7n runs no action when a policy matches nothing; the resource's manager then calls
+    ``on_no_match``, so the last findings of a region are archived too. Findings
     go 100 to a request (``batch_size``, default 100). A request or a finding that fails is
     logged with its certificates; the others are still sent, and the run fails with
     ``PolicyExecutionError``. Under ``--dryrun`` nothing is sent.
@@ -155,6 +155,11 @@ class ClientCertificateFinding(PostFinding):
             raise PolicyExecutionError("post-finding: %d failure(s): %s" % (
                 len(failures), "; ".join(failures)))
         return None
+
+    def on_no_match(self):
+        """The policy matched nothing (called by the resource's manager, as c7n would not call
+        ``process``): every ACTIVE finding of the policy in the region is archived."""
+        self.process([])
 
     # -- what is sent ------------------------------------------------------------------------
     def hub_region(self):

@@ -88,6 +88,18 @@ class ClientCertificate(query.QueryResourceManager):
         from .handler import complete_mode
         complete_mode(self.ctx.policy)
 
+    def resources(self, query=None, augment=True):
+        """c7n runs no action for a policy that matched nothing (``PullMode.run``), so an
+        action that must also act on the absence of matches, ``post-finding`` archiving the
+        findings of certificates that were rotated away, is given its turn here
+        (``on_no_match``). Nothing happens with ``--dryrun``."""
+        found = super().resources(query, augment)
+        if not found and not self.config.get("dryrun"):
+            for action in self.actions:
+                if hasattr(action, "on_no_match"):
+                    action.on_no_match()
+        return found
+
     def iam_resources(self):
         """``apigateway:GET`` on the certificate listing, and on the REST and WebSocket stage
         listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``)."""

@@ -193,20 +193,27 @@ def test_a_certificate_that_matches_again_is_active_again(sandbox, tmp_path, est
     assert back["Severity"]["Original"] == "18"
 
 
-def test_when_nothing_matches_the_last_findings_stay_until_something_does(
-        sandbox, tmp_path):
-    """c7n runs no action for a policy that matched nothing: the documented limitation."""
-    only = cert_at(sandbox, "only", AT + 5 * DAY)
+def test_when_nothing_matches_any_more_the_findings_are_archived(sandbox, tmp_path):
+    """c7n runs no action for a policy that matched nothing; the resource gives post-finding
+    its turn then: the region's last certificate rotated away still closes its finding."""
+    only, other = cert_at(sandbox, "only", AT + 5 * DAY), cert_at(sandbox, "other", AT + 6 * DAY)
     run_at(sandbox, tmp_path)
-    client("apigateway").delete_client_certificate(clientCertificateId=only)
+    assert set(findings(RecordState="ACTIVE")) == {only, other}
+    for cert_id in (only, other):
+        client("apigateway").delete_client_certificate(clientCertificateId=cert_id)
     sandbox.reset_counters()
+    found, _ = run_at(sandbox, tmp_path, days=1, extra=["--dryrun"])
+    assert found.get(REGION, []) == [] and hub_calls(sandbox) == {}  # --dryrun: nothing
     found, _ = run_at(sandbox, tmp_path, days=1)
-    assert found.get(REGION, []) == [] and hub_calls(sandbox) == {}
-    assert set(findings(RecordState="ACTIVE")) == {only}  # still ACTIVE
-    later = cert_at(sandbox, "later", AT + 9 * DAY)
-    run_at(sandbox, tmp_path, days=2)
-    assert set(findings(RecordState="ARCHIVED")) == {only}
-    assert set(findings(RecordState="ACTIVE")) == {later}
+    assert found.get(REGION, []) == []
+    assert hub_calls(sandbox) == {"GetFindings": 1, "BatchImportFindings": 1}
+    assert findings(RecordState="ACTIVE") == {}
+    assert set(findings(RecordState="ARCHIVED")) == {only, other}
+    action = json.loads((tmp_path / "out" / POLICY / "action-post-finding").read_text())
+    assert action["posted"] == [] and len(action["archived"]) == 2
+    sandbox.reset_counters()
+    run_at(sandbox, tmp_path, days=2)  # nothing ACTIVE left: one read, no import
+    assert hub_calls(sandbox) == {"GetFindings": 1}
 
 
 def test_another_policy_s_findings_and_another_region_s_are_left_alone(sandbox, tmp_path,
