@@ -13,7 +13,8 @@ through ``c7n-org run`` across many accounts with 1 worker and with 8.
 The audit's estate: one account and region with 200 REST APIs of 3 stages each, 10 WebSocket
 APIs of one stage, 2 HTTP APIs, and 60 certificates (the default quota, fact 5), every stage on
 one of 55 of them (5 are used by none). c7n-org's: 20 accounts x 2 regions, each with a smaller
-estate of the same shape (``ORG_ESTATE``). The estate is built before the throttle is turned on,
+estate of the same shape (``ORG_ESTATE``); the sandbox's throttle is one bucket per account,
+across its regions (fact 90). The estate is built before the throttle is turned on,
 with every signed seed request marked as set-up (``seed.setup_calls``: exempt from the
 ``CreateDeployment`` rate), so that seeding spends neither limit.
 
@@ -289,6 +290,11 @@ def refusal(policy_path, env, source="describe"):
     return " / ".join(lines[-3:]) or "exit code %d" % proc.returncode
 
 
+def skipped(source, why):
+    return {"source": source, "skipped": "the installed plugin cannot run source: %s (%s)" % (
+        source, why)}
+
+
 def start_config_recorder(endpoint, session):
     """Record every supported type, as a Config source needs; returns None, or why not (the
     sandbox's Config may have no recorder: then the run shows what the plugin does without)."""
@@ -313,8 +319,7 @@ def run_audit(endpoint, control, env, tmp, estate, certs, source="describe",
     env = dict(env, HOME=tmp)
     why = refusal(policy, env, source)
     if why:
-        return {"source": source, "skipped": "the installed plugin refuses source: %s (%s)" % (
-            source, why)}
+        return skipped(source, why)
     name = policy_data(source)["policies"][0]["name"]
     out = os.path.join(tmp, "out-%s" % source)
     control.reset_counters()
@@ -344,6 +349,10 @@ def run_audit(endpoint, control, env, tmp, estate, certs, source="describe",
 def bench_audit(estate=ESTATE, source="describe"):
     from c7n_apigw_certs.sandbox.demo import RunningSandbox
     from c7n_apigw_certs.sandbox.remote import SandboxClient
+    with tempfile.TemporaryDirectory() as tmp:  # before building an estate it cannot audit
+        why = refusal(write_policy(tmp, source), dict(os.environ, HOME=tmp), source)
+    if why:
+        return skipped(source, why)
     with RunningSandbox(seed=None) as sandbox, tempfile.TemporaryDirectory() as tmp:
         endpoint = sandbox.env["AWS_ENDPOINT_URL"]
         control = SandboxClient(endpoint)
@@ -482,10 +491,11 @@ def table(results):
             lines.append("  exit code %d: %s" % (r["exit_code"], r.get("stderr_tail", "")))
 
     for r in results.get("audit", ()):
-        block("custodian run %s, source %s, one account and region: %s; throttle %d/s burst %d"
-              " (seeded in %s s)" % (os.path.relpath(POLICY, ROOT), r["source"],
-                                     r.get("estate", ""), RATE, BURST, r.get("seed_s", "-")),
-              r)
+        title = "custodian run %s, source %s" % (os.path.relpath(POLICY, ROOT), r["source"])
+        if not r.get("skipped"):
+            title += ", one account and region: %s; throttle %d/s burst %d (seeded in %s s)" % (
+                r["estate"], RATE, BURST, r["seed_s"])
+        block(title, r)
     org = results.get("org")
     if org:
         for r in org["runs"]:
