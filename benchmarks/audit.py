@@ -381,6 +381,23 @@ def write_accounts(path, accounts, regions=ORG_REGIONS):
              "role": "arn:aws:iam::%s:role/custodian" % a} for a in accounts]}, fh)
 
 
+def throttle_bounds(rows, workers, rate=RATE, burst=BURST):
+    """The least wall time the throttle allows a c7n-org run. Each account has a bucket of its
+    own: its API Gateway calls past the burst take (n - burst) / rate seconds, during which a
+    worker is busy with that account. One account after another (1 worker) that is the sum;
+    all at once (a worker per account), the largest; with N workers, at least the larger of
+    the largest and the sum spread over N."""
+    per_account = {}
+    for row in rows:
+        if row["service"] in ("apigateway", "apigatewayv2") and row["outcome"] == "ok":
+            per_account[row["account"]] = per_account.get(row["account"], 0) + row["calls"]
+    each = [max(0, n - burst) / rate for n in per_account.values()]
+    largest = max(each, default=0)
+    return {"lower_bound_s": round(max(largest, sum(each) / workers), 1),
+            "lower_bound_serial_s": round(sum(each), 1),
+            "lower_bound_parallel_s": round(largest, 1)}
+
+
 def run_org(control, env, tmp, estate, certs, workers, regions=ORG_REGIONS,
             rate=RATE, burst=BURST):
     """``c7n-org run`` of policies/expiring.yml with ``workers`` processes
@@ -401,13 +418,6 @@ def run_org(control, env, tmp, estate, certs, workers, regions=ORG_REGIONS,
     rows = control.counters()
     calls = tally(rows)
     need = minimum_calls(estate, regions=len(certs) * len(regions))
-    # Each account has a bucket of its own: the calls past its burst at its rate, one account
-    # after another (1 worker), or all at once (as many workers as accounts).
-    per_account = {}
-    for row in rows:
-        if row["service"] in ("apigateway", "apigatewayv2") and row["outcome"] == "ok":
-            per_account[row["account"]] = per_account.get(row["account"], 0) + row["calls"]
-    bounds = [max(0, n - burst) / rate for n in per_account.values()]
     name = policy_data()["policies"][0]["name"]
     problems, matched = [], 0
     for acct in sorted(certs):
@@ -424,8 +434,7 @@ def run_org(control, env, tmp, estate, certs, workers, regions=ORG_REGIONS,
               "estate_each": estate.describe(), "exit_code": proc.returncode,
               "wall_s": round(wall, 1)}
     result.update(account(calls, need))
-    result["lower_bound_serial_s"] = round(sum(bounds), 1)
-    result["lower_bound_parallel_s"] = round(max(bounds, default=0), 1)
+    result.update(throttle_bounds(rows, workers, rate, burst))
     result["matched"] = matched
     result["output_problems"] = problems
     result["calls"] = {"%s %s" % key: outcomes for key, outcomes in sorted(calls.items())}
@@ -480,8 +489,10 @@ def table(results):
         bound = (" (throttle's lower bound %.1f s)" % r["lower_bound_s"]
                  if "lower_bound_s" in r else "")
         if "lower_bound_serial_s" in r:
-            bound = (" (throttle's lower bound %.1f s one account after another, %.1f s all "
-                     "at once)" % (r["lower_bound_serial_s"], r["lower_bound_parallel_s"]))
+            bound = (" (throttle's lower bound %.1f s with %d worker(s); %.1f s one account "
+                     "after another, %.1f s all at once)" % (
+                         r["lower_bound_s"], r["workers"], r["lower_bound_serial_s"],
+                         r["lower_bound_parallel_s"]))
         lines.append("  %-44s %8.1f s%s" % ("wall time", r["wall_s"], bound))
         lines.append("  %-44s %8d   %s" % (
             "certificates reported", r["matched"],

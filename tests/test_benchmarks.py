@@ -150,3 +150,37 @@ def test_a_policy_custodian_refuses_is_reported_with_its_complaint(sandbox, tmp_
     why = audit.refusal(str(bad), dict(sandbox.env, HOME=str(tmp_path)))
     assert why and "-1" in why
     assert audit.refusal(audit.POLICY, dict(sandbox.env, HOME=str(tmp_path))) is None
+
+
+def test_org_run_over_accounts_and_regions_is_accounted(sandbox, tmp_path):
+    """c7n-org, 2 workers, 2 accounts x 2 regions of the tiny estate, each account's calls
+    within its burst: the minimum exactly, none throttled, one AssumeRole per account and
+    region, every account-region's output as its estate says."""
+    endpoint = sandbox.env["AWS_ENDPOINT_URL"]
+    regions = ("us-east-1", "eu-west-1")
+    certs = {}
+    for acct in audit.org_accounts(2):
+        session = audit.session_in(endpoint, acct)
+        certs[acct] = {r: audit.build_estate(endpoint, sandbox, TINY, r, acct, session)
+                       for r in regions}
+    result = audit.run_org(sandbox, sandbox.env, str(tmp_path), TINY, certs, 2, regions)
+    assert result["exit_code"] == 0, result.get("stderr_tail")
+    assert result["output_problems"] == []
+    assert result["account_regions"] == 4
+    assert result["matched"] == 4 * 4
+    assert result["api_gateway_ok"] == result["api_gateway_minimum"] == 4 * 8
+    assert result["api_gateway_throttled"] == 0
+    assert result["calls"]["sts AssumeRole"] == {"ok": 4}
+    assert result["lower_bound_s"] == 0  # 16 calls an account: within the burst of 40
+
+
+def test_throttle_bounds_per_account():
+    def row(acct, n, service="apigateway", outcome="ok"):
+        return {"account": acct, "region": REGION, "service": service,
+                "operation": "GetStages", "outcome": outcome, "calls": n}
+    rows = [row("a", 100), row("a", 20, "apigatewayv2"), row("a", 50, outcome="throttled"),
+            row("b", 60), row("c", 30), row("c", 500, "sts")]
+    # a: (120 - 40) / 10 = 8 s; b: 2 s; c: within its burst
+    assert audit.throttle_bounds(rows, 1) == {
+        "lower_bound_s": 10.0, "lower_bound_serial_s": 10.0, "lower_bound_parallel_s": 8.0}
+    assert audit.throttle_bounds(rows, 2)["lower_bound_s"] == 8.0
