@@ -24,6 +24,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py --rotate
+	$(BIN)/python benchmarks/audit.py
 
 lint: install
 	$(BIN)/ruff check c7n_apigw_certs tests benchmarks
