@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   the audit and a staged rotation against the offline sandbox
+#   make demo   the audit, the signals and a staged rotation against the offline sandbox
 #   make test   the test suite
 PYTHON ?= python3
 VENV ?= .venv

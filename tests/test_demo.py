@@ -37,6 +37,13 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
         assert line in text
     assert "legacy-unused" not in text and "reporting " not in text
     signals, rotation = text.split("The signals", 1)[1].split("The staged rotation", 1)
+    # custodian report on the audit's output: plain headers, a table that fits 120 columns.
+    assert re.search(r"\| id +\| description +\| expires +\| +days_left \| expired", signals)
+    assert max(len(line) for line in signals.splitlines() if line.startswith("+")) <= 120
+    # The findings, graded by days left.
+    assert re.search(r"us-east-1 +ACTIVE +CRITICAL +\w+ orders-prod +days left -3", signals)
+    assert re.search(r"us-east-1 +ACTIVE +HIGH +\w+ shared-backend +days left 5, 3 stage", signals)
+    assert re.search(r"eu-west-1 +ACTIVE +MEDIUM +\w+ eu-orders", signals)
     # The metric read back from CloudWatch: the region's minimum is the expired certificate.
     assert re.search(r"us-east-1  \(all: alarm on Minimum\) +-3\n", signals)
     assert re.search(r"eu-west-1  \(all: alarm on Minimum\) +12\n", signals)
@@ -68,3 +75,6 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     assert set(day10) == expected and all(r.get("deleted") for r in day10.values())
     assert text.count("generated, trusted in") == 4 and text.count("deleted, its PEM") == 4
     assert "FAILED" not in text and "the run failed" not in text
+    # The next findings run, after the rotation, archived all four.
+    after = text.split("After the rotation", 1)[1]
+    assert after.count("ARCHIVED") == 4 and "ACTIVE" not in after

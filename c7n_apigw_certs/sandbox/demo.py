@@ -136,8 +136,13 @@ def run_demo(policy="policies/expiring.yml", output_dir="out",
     with RunningSandbox() as sandbox:
         env = dict(os.environ, **sandbox.env)
         audit(env, policy, output_dir)
-        signals(env, output_dir)
+        shown = signals(env, output_dir)
         staged_rotation(sandbox, env, rotate_policy, output_dir)
+        if os.path.exists(FINDINGS):
+            day = ROTATION_DAYS[-1]
+            print("After the rotation, day %d: the findings of the rotated certificates are "
+                  "archived by the next run:" % day)
+            shown.show_findings(FINDINGS, os.path.join(output_dir, "signals-day-%d" % day), day)
 
 
 def custodian_command(output_dir, policy, day=0):
@@ -165,20 +170,24 @@ def audit(env, policy, output_dir):
                                             "".join(" --region " + r for r in REGIONS), policy))
 
 
+FINDINGS = "policies/findings.yml"
 # (title, policy, Signals method): each signal policy in policies/, in the order people meet them.
 SIGNALS = (
+    ("The audit as a table", "policies/expiring.yml", "show_report"),
     ("An alarm's metric", "policies/expiry-metric.yml", "show_metric"),
     ("An event for rules and chat integrations", "policies/expiry-event.yml", "show_event"),
     ("A mail to the owners", "policies/notify.yml", "show_mail"),
+    ("Findings for the compliance team", FINDINGS, "show_findings"),
 )
 
 
 def signals(env, output_dir):
-    """Each signal policy on the same estate, and what arrived where people read it."""
+    """Each signal policy on the same estate, and what arrived where people read it. Returns
+    the ``Signals``, for the findings after the rotation."""
     from .demo_signals import Signals
 
-    def run(policy, out):
-        shown, cmd = custodian_command(out, policy)
+    def run(policy, out, day=0):
+        shown, cmd = custodian_command(out, policy, day)
         print(shown, flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode:
@@ -187,12 +196,15 @@ def signals(env, output_dir):
 
     present = [s for s in SIGNALS if os.path.exists(s[1])]
     print("\nThe signals, on the same estate (policies/: %s):" % ", ".join(
-        os.path.basename(s[1]) for s in present))
+        sorted({os.path.basename(s[1]) for s in present})))
     shown = Signals(env, run, REGIONS, find_command)
     shown.prepare()
     for title, policy, method in present:
         print("\n%s:" % title)
-        getattr(shown, method)(policy, os.path.join(output_dir, "signals"))
+        # The report reads the audit's output; the others write their own.
+        getattr(shown, method)(policy, output_dir if method == "show_report" else
+                               os.path.join(output_dir, "signals"))
+    return shown
 
 
 def staged_rotation(sandbox, env, policy, output_dir):

@@ -49,6 +49,31 @@ class Signals:
             events.put_targets(Rule=EVENT_RULE, Targets=[{"Id": "queue", "Arn": arn}])
             self.event_queues[region] = url
 
+    def show_report(self, policy, out):
+        """``custodian report`` on the audit's output (the audit ran just before)."""
+        cmd = ["report", "-s", out] + [a for r in self.regions for a in ("--region", r)] + [
+            "--format", "grid", policy]
+        print("$ custodian " + " ".join(cmd))
+        proc = subprocess.run([self.find("custodian")] + cmd, env=self.env,
+                              capture_output=True, text=True)
+        print(proc.stdout.rstrip() if proc.returncode == 0 else
+              "custodian report failed:\n" + proc.stderr[-2000:])
+
+    def show_findings(self, policy, out, day=0):
+        self.run(policy, out, day)
+        print("Security Hub findings (GetFindings), by record state:")
+        for region in self.regions:
+            pages = self.client("securityhub", region).get_paginator("get_findings").paginate(
+                Filters={"GeneratorId": [{"Value": "apigw-client-certificates-findings",
+                                          "Comparison": "EQUALS"}]})
+            found = [f for page in pages for f in page["Findings"]]
+            for finding in sorted(found, key=lambda f: (f["RecordState"], f["Id"])):
+                other = finding["Resources"][0].get("Details", {}).get("Other", {})
+                print("  %-10s %-8s %-9s %s %-16s days left %s, %s stage(s)" % (
+                    region, finding["RecordState"], finding["Severity"]["Label"],
+                    other.get("clientCertificateId"), other.get("description", ""),
+                    other.get("daysLeft"), other.get("stageCount")))
+
     def show_metric(self, policy, out):
         self.run(policy, out)
         print("CloudWatch, C7N/APIGatewayClientCertificates DaysToExpiry (latest datapoint):")
