@@ -8,9 +8,10 @@ from c7n import query
 from c7n.manager import resources
 from c7n.utils import get_partition
 
-from . import owners, usage
+from . import config_source, owners, usage
 
 STAGES = "c7n:stages"
+STAGES_SOURCE = "c7n:stages-source"
 
 
 def certificate_arn(region, cert_id):
@@ -25,16 +26,53 @@ class DescribeClientCertificate(query.DescribeSource):
         once for the whole region, and only if there is a certificate to annotate."""
         if not resources:
             return resources
+        users, origin = self.stage_users()
+        for r in resources:
+            r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
+            r[STAGES] = users.get(r["clientCertificateId"], [])
+            if origin:
+                r[STAGES_SOURCE] = dict(origin)
+            owners.annotate(r)  # CloudFormation's own tags; a policy's marker tags: the filters
+        return resources
+
+    def stage_users(self):
+        """({certificate id: stages}, None): API Gateway's listings, made now."""
         users = usage.stages_by_certificate(
             self.manager.session_factory, self.manager.config.region)
         # Kept for the actions of this run: rotate must know every stage behind a shared
         # trust bundle, including stages of certificates the filters did not select.
         self.manager.stages_by_certificate = users
-        for r in resources:
-            r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
-            r[STAGES] = users.get(r["clientCertificateId"], [])
-            owners.annotate(r)  # CloudFormation's own tags; a policy's marker tags: the filters
-        return resources
+        return users, None
+
+
+class ConfigClientCertificate(DescribeClientCertificate):
+    """``source: config``: the certificates from API Gateway (Config does not record them), the
+    stages that use them from AWS Config (``config_source.py``), optionally through an
+    aggregator (``query: [{aggregator: NAME}]``)."""
+
+    def get_permissions(self):
+        return super().get_permissions() + [config_source.permission(self.manager.data)]
+
+    def stage_users(self):
+        """({certificate id: stages}, the ``c7n:stages-source`` annotation) from AWS Config.
+
+        Config lags behind API Gateway (docs/aws-behaviour.md, fact 26), so nothing is kept
+        for the actions: ``rotate`` and ``delete`` list every stage from API Gateway before
+        they switch or delete (``rotate.Rotation.execute``, ``retire.Retirer``)."""
+        opts = config_source.options(self.manager.data)
+        region = self.manager.config.region
+        users, newest = config_source.stages_by_certificate(
+            self.manager.session_factory, region, self.manager.config.account_id, opts)
+        self.manager.stages_by_certificate = None
+        origin = {"source": "config", "aggregator": opts.get("aggregator"),
+                  "captured": newest}
+        config_source.log.info(
+            "stages of %s from AWS Config%s: %d stage(s) with a client certificate, newest "
+            "item captured %s; Config records changes with a delay, so a stage changed since "
+            "then may be missing or out of date (rotate and delete list stages from API "
+            "Gateway)", region, " (aggregator %s)" % opts["aggregator"] if opts.get(
+                "aggregator") else "", sum(len(v) for v in users.values()), newest or "never")
+        return users, origin
 
 
 @resources.register("apigw-client-certificate")
@@ -44,6 +82,12 @@ class ClientCertificate(query.QueryResourceManager):
     Each certificate carries ``c7n:stages``: one entry per stage that references it, with
     ``protocol`` (``REST`` or ``WEBSOCKET``), ``apiId``, ``apiName``, ``stageName`` and a
     ``label`` for reports. The audit needs only ``apigateway:GET``.
+
+    With ``source: config`` the stages come from AWS Config (one query per region, or an
+    aggregator's: ``query: [{aggregator: NAME}]``), and each certificate carries
+    ``c7n:stages-source``: ``source``, ``aggregator`` and ``captured``, the newest capture time
+    of what Config answered. Config lags behind changes; ``rotate`` and ``delete`` still list
+    every stage from API Gateway before they act.
 
     :example:
 
@@ -74,12 +118,22 @@ class ClientCertificate(query.QueryResourceManager):
             'list:"c7n:stages"[].label',
         )
 
-    source_mapping = {"describe": DescribeClientCertificate}
+    source_mapping = {"describe": DescribeClientCertificate, "config": ConfigClientCertificate}
+
+    def validate(self):
+        """``query`` only with ``source: config``, and only its options (``config_source``)."""
+        config_source.validate(self.data, self.source_type)
+        return self
 
     def iam_resources(self):
         """``apigateway:GET`` on the certificate listing, and on the REST and WebSocket stage
-        listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``)."""
-        from .iam import apigateway_arn
+        listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``); with ``source:
+        config``, the Config query instead of the stage listings (no resource-level
+        permissions: ``*``)."""
+        from .iam import EVERYTHING, apigateway_arn
+        if self.source_type == "config":
+            return {"apigateway:GET": [apigateway_arn(p) for p in usage.CERTIFICATE_PATHS],
+                    config_source.permission(self.data): [EVERYTHING]}
         return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]}
 
     def get_arns(self, resources):

@@ -15,10 +15,10 @@ Where each behaviour lives: ``apigateway.py`` (client certificates, stages, depl
 stage presents), ``cloudformation.py`` (stacks that own REST and WebSocket APIs, stages and
 certificates, tagged as CloudFormation tags them), ``tags.py`` (API Gateway's tag rules),
 ``ssm.py`` (Parameter Store's value sizes per tier), ``config.py`` (AWS Config: stages
-recorded with a delay, advanced queries, evaluations of custom rules), ``iam.py`` (assumed roles held to their
-policies), ``gate.py`` (the order in which IAM, the throttle, the deployment rate and faults
-apply), ``controls.py`` (clock, throttle, deployment rate, faults, counters, switches),
-``server.py`` (the HTTP endpoints of the controls).
+recorded with a delay, advanced queries, evaluations of custom rules), ``iam.py`` (assumed
+roles held to their policies), ``gate.py`` (the order in which IAM, the throttle, the
+deployment rate and faults apply), ``controls.py`` (clock, throttle, deployment rate,
+faults, counters, switches), ``server.py`` (the HTTP endpoints of the controls).
 """
 from .controls import CONTROLS  # noqa: F401
 
