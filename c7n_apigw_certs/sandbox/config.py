@@ -453,7 +453,7 @@ def rule_event(account, region, rule, message_type="ScheduledNotification",
         if item is None:
             raise ValueError("no configuration item of %s %s is recorded in %s/%s (yet)" % (
                 resource_type, resource_id, account, region))
-        invoking = {"configurationItemDiff": None, "configurationItem": item,
+        invoking = {"configurationItemDiff": None, "configurationItem": event_item(item),
                     "notificationCreationTime": now, "messageType": message_type,
                     "recordVersion": "1.3"}
     else:
@@ -472,6 +472,16 @@ def rule_event(account, region, rule, message_type="ScheduledNotification",
         "accountId": account,
         "version": "1.0",
     }
+
+
+def event_item(item):
+    """A configuration item as events carry it (the developer guide's example events):
+    ``awsAccountId`` and ``ARN`` where queries say ``accountId`` and ``arn``, and
+    ``configurationItemVersion``; ``tags`` a map."""
+    found = {k: v for k, v in item.items() if k not in ("accountId", "arn", "version")}
+    found.update(awsAccountId=item["accountId"], ARN=item["arn"],
+                 configurationItemVersion=item["version"])
+    return found
 
 
 def put_evaluations(account, region, params):
