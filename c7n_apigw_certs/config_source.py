@@ -35,9 +35,10 @@ PAGE_SIZE = 100  # Config's largest page (fact 81)
 QUERY_KEYS = ("aggregator", "aggregator-region", "aggregator-role")
 SELECT = (
     "SELECT resourceId, resourceName, resourceType, accountId, awsRegion, "
-    "configuration.apiId, configuration.stageName, configuration.clientCertificateId, "
+    "configuration.id, configuration.name, configuration.apiId, "
+    "configuration.stageName, configuration.clientCertificateId, "
     "configuration.createdDate, configuration.lastUpdatedDate, "
-    "configurationItemCaptureTime, tags "
+    "configurationItemCaptureTime, tags, relationships "
     "WHERE resourceType IN ('%s', '%s', '%s', '%s')" % (REST_STAGE, V2_STAGE, REST_API, V2_API))
 # arn:aws:apigateway:{region}::/restapis/{id}/stages/{name} (fact 26)
 _REST_STAGE_ARN = re.compile(r"^arn:[^:]+:apigateway:[^:]*::/restapis/([^/]+)/stages/(.+)$")
@@ -127,15 +128,21 @@ def tag_map(tags):
 def stage_of(item):
     """(protocol, API id, stage name) of a stage item, or None. A REST stage's API id is in its
     ARN, its ``resourceId`` (no ``restApiId`` in its configuration); a WebSocket stage's in its
-    configuration, whose ``resourceId`` format no source documents (fact 26)."""
+    configuration or its relationships, never in its ``resourceId``, whose format no source
+    documents (facts 26, 80)."""
     configuration = item.get("configuration") or {}
     if item.get("resourceType") == REST_STAGE:
         match = _REST_STAGE_ARN.match(item.get("resourceId") or "")
         if match:
             return usage.REST, match.group(1), configuration.get("stageName") or match.group(2)
         return None
-    if configuration.get("apiId") and configuration.get("stageName"):
-        return usage.WEBSOCKET, configuration["apiId"], configuration["stageName"]
+    # A v2 stage's apiId: in its configuration by fact 26, not in the schema (fact 80), so
+    # else from its relationship to its API.
+    api_id = configuration.get("apiId") or next((
+        r.get("resourceId") for r in item.get("relationships") or ()
+        if isinstance(r, dict) and r.get("resourceType") == V2_API), None)
+    if api_id and configuration.get("stageName"):
+        return usage.WEBSOCKET, api_id, configuration["stageName"]
     return None
 
 
@@ -148,12 +155,12 @@ def stages_by_certificate(session_factory, region, account_id, opts):
         captured = item.get("configurationItemCaptureTime")
         if captured and (newest is None or captured > newest):
             newest = captured
-        kind = item.get("resourceType")
+        kind, configuration = item.get("resourceType"), item.get("configuration") or {}
+        # An API's id and name are in its configuration (fact 80): id / apiId, name.
         if kind == REST_API:
-            apis[(usage.REST, item.get("resourceId"))] = item
+            apis[(usage.REST, configuration.get("id") or item.get("resourceId"))] = item
         elif kind == V2_API:
-            api_id = (item.get("configuration") or {}).get("apiId") or item.get("resourceId")
-            apis[(usage.WEBSOCKET, api_id)] = item
+            apis[(usage.WEBSOCKET, configuration.get("apiId") or item.get("resourceId"))] = item
         else:
             stages.append(item)
     found = {}
@@ -169,9 +176,10 @@ def stages_by_certificate(session_factory, region, account_id, opts):
             continue
         protocol, api_id, stage_name = where
         api = apis.get((protocol, api_id), {})
+        api_name = (api.get("configuration") or {}).get("name") or api.get("resourceName", "")
         configuration = item.get("configuration") or {}
         entry = usage.stage_entry(
-            protocol, api_id, api.get("resourceName", ""), stage_name, cert_id,
+            protocol, api_id, api_name, stage_name, cert_id,
             tag_map(item.get("tags")), tag_map(api.get("tags")),
             configuration.get("createdDate"), configuration.get("lastUpdatedDate"))
         entry["captured"] = item.get("configurationItemCaptureTime")

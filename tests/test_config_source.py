@@ -4,6 +4,7 @@ and delete, which must not trust Config's lag. Through the real ``custodian`` ag
 sandbox, whose Config records stages with a settable delay (``config_delay``)."""
 import json
 import math
+import pathlib
 
 import boto3
 import pytest
@@ -285,3 +286,43 @@ def test_iam_of_the_config_source(tmp_path, sandbox):
         actions["config:SelectResourceConfig"] == ["*"]
     assert "config:SelectAggregateResourceConfig" in actions
     assert actions["apigateway:GET"] == ["arn:aws:apigateway:*::/clientcertificates"]
+
+
+# -- reading Config's items (unit) ----------------------------------------------------------
+@pytest.mark.parametrize("item,expected", [
+    ({"resourceType": "AWS::ApiGateway::Stage",
+      "resourceId": "arn:aws:apigateway:us-east-2::/restapis/3qcpw4j8pi/stages/dev",
+      "configuration": {"stageName": "dev"}}, ("REST", "3qcpw4j8pi", "dev")),
+    ({"resourceType": "AWS::ApiGateway::Stage", "resourceId": "3qcpw4j8pi/dev",
+      "configuration": {"stageName": "dev"}}, None),
+    ({"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "opaque",
+      "configuration": {"apiId": "ab12", "stageName": "live"}}, ("WEBSOCKET", "ab12", "live")),
+    ({"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "opaque",
+      "configuration": {"stageName": "live"},
+      "relationships": [{"resourceType": "AWS::ApiGatewayV2::Api", "resourceId": "cd34"}]},
+     ("WEBSOCKET", "cd34", "live")),
+    ({"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "opaque",
+      "configuration": {"stageName": "live"}}, None),
+], ids=["rest-arn", "rest-not-arn", "ws-apiid", "ws-relationship", "ws-neither"])
+def test_stage_of_an_item(item, expected):
+    """Fact 26 puts a WebSocket stage's apiId in its configuration, the schema (fact 80) does
+    not list it: both are read; an item naming neither is skipped."""
+    from c7n_apigw_certs import config_source
+    assert config_source.stage_of(item) == expected
+
+
+def test_tags_as_a_list_or_a_map():
+    from c7n_apigw_certs import config_source
+    assert config_source.tag_map([{"key": "a", "value": "1", "tag": "a=1"}]) == {"a": "1"}
+    assert config_source.tag_map({"a": "1"}) == {"a": "1"}
+    assert config_source.tag_map(None) == {}
+
+
+def test_the_shipped_config_source_policy(sandbox, estate, tmp_path):
+    sandbox.reset_counters()
+    found, _ = custodian_run(sandbox, tmp_path, str(
+        pathlib.Path(__file__).resolve().parents[1] / "policies" / "config-source.yml"))
+    certs = by_id(found[REGION])
+    assert set(certs) == {estate["shared"], estate["unused"]}  # within 30 days
+    assert len(certs[estate["shared"]]["c7n:stages"]) == 4
+    assert api_calls(sandbox, "apigateway") == {"GetClientCertificates": 1}

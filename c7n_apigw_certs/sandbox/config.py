@@ -148,8 +148,11 @@ def _v2_items(account, region):
             configuration["apiId"] = api.api_id  # fact 26
             arn = "%s/stages/%s" % (api_arn, stage.name)
             # No source documents this type's resourceId (fact 26): the plugin never parses it.
-            yield _item(account, region, V2_STAGE, arn, stage.name, arn, configuration,
-                        current_tags(account, arn))
+            item = _item(account, region, V2_STAGE, arn, stage.name, arn, configuration,
+                         current_tags(account, arn))
+            item["relationships"] = [{"resourceType": V2_API, "resourceId": api.api_id,
+                                      "relationshipName": "Is contained in Api"}]
+            yield item
 
 
 def _fingerprint(item):
@@ -395,11 +398,13 @@ def _offset_of(expression, token):
         raise InvalidNextTokenException() from None
 
 
-def _limit(params):
-    limit = params.get("Limit") or params.get("MaxResults") or MAX_LIMIT
+def _limit(params, default=MAX_LIMIT):
+    """A page's size: ``Limit`` (or ``MaxResults``) up to 100; 0 or none, the default (fact
+    81: 10 for compliance details; no source gives the default of queries, so 100)."""
+    limit = params.get("Limit") or params.get("MaxResults") or 0
     if not isinstance(limit, int) or limit > MAX_LIMIT or limit < 0:
         raise InvalidLimitException(limit)
-    return limit
+    return limit or default
 
 
 def select(items, params):
@@ -538,7 +543,7 @@ def compliance_details(account, region, params):
         "Annotation": e.get("Annotation", ""),
     } for (rtype, rid), e in stored if e["ComplianceType"] in wanted]
     key = "rule:%s:%s" % (rule, ",".join(sorted(wanted)))
-    start, limit = _offset_of(key, params.get("NextToken")), _limit(params)
+    start, limit = _offset_of(key, params.get("NextToken")), _limit(params, 10)
     response = {"EvaluationResults": results[start:start + limit]}
     if start + limit < len(results):
         response["NextToken"] = _token_for(key, start + limit)
