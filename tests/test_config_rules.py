@@ -25,9 +25,7 @@ def rule_name(policy):
 
 
 def config_event(sandbox, policy, message_type="ScheduledNotification", **resource):
-    return sandbox._call("POST", "config-event", dict(
-        account=ACCOUNT, region=REGION, rule=rule_name(policy), message_type=message_type,
-        **resource))
+    return sandbox.config_event(rule_name(policy), message_type, ACCOUNT, REGION, **resource)
 
 
 def invoke(policy, event, tmp_path, monkeypatch):

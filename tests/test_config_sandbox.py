@@ -194,8 +194,7 @@ def test_aggregator_covers_its_accounts_and_regions(sandbox):
 
 
 def test_evaluations_are_stored_per_rule_and_read_back(sandbox):
-    event = sandbox._call("POST", "config-event", {"account": ACCOUNT, "region": REGION,
-                                                   "rule": "r1"})
+    event = sandbox.config_event("r1")
     invoking = json.loads(event["invokingEvent"])
     assert invoking["messageType"] == "ScheduledNotification"
     assert set(event) >= {"invokingEvent", "resultToken", "configRuleName", "eventLeftScope",
@@ -225,6 +224,13 @@ def test_evaluations_are_stored_per_rule_and_read_back(sandbox):
             for e in only] == ["ok"]
 
 
+def test_event_refusals(sandbox):
+    with pytest.raises(SandboxError, match="message_type"):
+        sandbox.config_event("r3", "OversizedConfigurationItemChangeNotification")
+    with pytest.raises(SandboxError, match="400"):
+        sandbox._call("POST", "config-event", {"rule": "r3", "colour": "blue"})
+
+
 def test_evaluation_refusals(sandbox):
     config = client("config")
     with pytest.raises(config.exceptions.InvalidResultTokenException):
@@ -239,10 +245,9 @@ def test_evaluation_refusals(sandbox):
 def test_change_notification_carries_the_recorded_item(sandbox):
     cert = make_cert(sandbox, 10)
     api = make_rest_stage(cert, "a", "prod")
-    event = sandbox._call("POST", "config-event", {
-        "account": ACCOUNT, "region": REGION, "rule": "r2",
-        "message_type": "ConfigurationItemChangeNotification",
-        "resource_type": "AWS::ApiGateway::Stage", "resource_id": stage_arn(api, "prod")})
+    event = sandbox.config_event("r2", "ConfigurationItemChangeNotification",
+                                 resource_type="AWS::ApiGateway::Stage",
+                                 resource_id=stage_arn(api, "prod"))
     invoking = json.loads(event["invokingEvent"])
     item = invoking["configurationItem"]
     assert invoking["messageType"] == "ConfigurationItemChangeNotification"
@@ -254,7 +259,6 @@ def test_change_notification_carries_the_recorded_item(sandbox):
     assert item["awsAccountId"] == ACCOUNT and item["ARN"] == stage_arn(api, "prod")
     assert item["tags"] == {} and item["configurationItemVersion"] == "1.3"
     with pytest.raises(SandboxError, match="no configuration item"):
-        sandbox._call("POST", "config-event", {
-            "account": ACCOUNT, "region": REGION, "rule": "r2",
-            "message_type": "ConfigurationItemChangeNotification",
-            "resource_type": "AWS::ApiGateway::Stage", "resource_id": stage_arn(api, "nope")})
+        sandbox.config_event("r2", "ConfigurationItemChangeNotification",
+                             resource_type="AWS::ApiGateway::Stage",
+                             resource_id=stage_arn(api, "nope"))

@@ -164,10 +164,14 @@ def observe(account, region):
     """Record what changed in one account and region since its last observation."""
     now = CONTROLS.clock.now()
     visible = now + datetime.timedelta(seconds=CONTROLS.switches.config_delay)
+    try:
+        items = list(_rest_items(account, region)) + list(_v2_items(account, region))
+    except (JsonRESTError, KeyError):
+        return  # a resource vanished while being read (another request): the next one records
     with _LOCK:
         history = _state(account, region).sandbox_history
         seen = set()
-        for item in list(_rest_items(account, region)) + list(_v2_items(account, region)):
+        for item in items:
             key = (item["resourceType"], item["resourceId"])
             seen.add(key)
             entries = history.setdefault(key, [])
@@ -219,11 +223,9 @@ def _observing(original):
     request may have changed something."""
     def call_action(self):
         result = original(self)
-        if self.method not in ("GET", "HEAD"):
-            try:
-                observe(self.current_account, self.region)
-            except (KeyError, AttributeError):  # a request moto could not place
-                pass
+        account, region = getattr(self, "current_account", None), getattr(self, "region", None)
+        if self.method not in ("GET", "HEAD") and account and region:
+            observe(account, region)
         return result
     return call_action
 
