@@ -157,3 +157,24 @@ def test_websocket_stage_expiring_in_pull_mode(sandbox, tmp_path):
     assert stage["c7n:parent-id"] == soon and stage["StageName"] == "live"
     assert stage["c7n:client-certificate"]["clientCertificateId"] == expiring
     assert stage["c7n:client-certificate"]["c7n:days-left"] == 5
+
+
+@pytest.mark.parametrize("policy,words", [
+    ({"name": "p", "resource": "aws.apigw-client-certificate",
+      "mode": {"type": "config-rule"}}, "AWS Config does not support"),
+    ({"name": "p", "resource": "aws.rest-stage",
+      "mode": {"type": "config-poll-rule", "schedule": "One_Hour"}},
+     "should use mode: config-rule"),
+    ({"name": "p", "resource": "aws.apigw-client-certificate",
+      "mode": {"type": "config-poll-rule"}}, "schedule required"),
+], ids=["certificates-are-not-recorded", "stages-are-recorded", "poll-needs-schedule"])
+def test_c7n_refuses_the_wrong_rule_kind(policy, words):
+    """Certificates take a periodic rule, stages a change-triggered one (c7n's checks, fact 86)."""
+    from c7n.config import Config
+    from c7n.exceptions import PolicyValidationError
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+    c7n_apigw_certs.initialize()
+    load_resources((policy["resource"],))
+    with pytest.raises(PolicyValidationError, match=words):
+        Policy(policy, Config.empty(region=REGION, account_id=ACCOUNT)).validate()
