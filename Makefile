@@ -1,10 +1,10 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   the audit against the offline sandbox
+#   make demo   the audit and a staged rotation against the offline sandbox
 #   make test   the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py')
+SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py' -o -name '*.j2')
 
 .PHONY: demo test bench lint install clean
 

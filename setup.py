@@ -31,20 +31,26 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["c7n_apigw_certs", "c7n_apigw_certs.*"]),
+    # The c7n-mailer template(s): `c7n-apigw-certs mailer-templates` prints their folder.
+    package_data={"c7n_apigw_certs": ["mailer/*.j2"]},
     cmdclass={"build_py": BuildWithLoader},
     install_requires=[
         "c7n>=0.9.53",
         "boto3",
         "jsonschema",
         "pyyaml",
-        "cryptography>=42",
+        # No cryptography: the filters read PEMs with the standard library (pem.py), because
+        # c7n's Lambda archive cannot carry it (docs/aws-behaviour.md, fact 34).
     ],
     extras_require={
         # The sandbox patches moto's API Gateway internals: pinned to the minor it was built on.
         # Services beyond API Gateway: stores (ssm, s3), templates (cloudformation), signals
         # (cloudwatch, events, sqs), Lambda modes and AWS Config (awslambda, iam, logs, config).
+        # cryptography mints the sandbox's real X.509 certificates (sandbox/certificates.py).
         "sandbox": ["moto[server,apigateway,apigatewayv2,ssm,s3,sts,cloudformation,cloudwatch,"
-                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3"],
+                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3", "cryptography>=42",
+                    # The demo's simulated days (sandbox/timeshift.py).
+                    "freezegun"],
         # c7n-mailer: the shipped mail template is rendered by its own renderer in the tests.
         "test": ["pytest", "c7n-org", "c7n-mailer", "ruff", "freezegun"],
     },

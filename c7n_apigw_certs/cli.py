@@ -1,6 +1,7 @@
-"""The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``, and
-``iam`` (the IAM policy that policy files need). Each imports what it needs when it runs: c7n
-only for ``iam`` and ``demo``."""
+"""The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``,
+``iam`` (the IAM policy that policy files need), and ``mailer-templates`` (the folder of the
+c7n-mailer templates this package ships, for ``c7n-mailer --templates``). Each imports what it
+needs when it runs: c7n only for ``iam`` and ``demo``."""
 import argparse
 import json
 import os
@@ -65,6 +66,11 @@ def run_iam(args):
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
+def mailer_templates():
+    """The folder of the shipped c7n-mailer templates (``c7n_apigw_certs/mailer``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "mailer")
+
+
 def _matching(pattern, what):
     """An argparse type: the value if it matches, else a usage error (exit 2)."""
     def check(value):
@@ -84,8 +90,10 @@ def main(argv=None):
     sandbox.add_argument("--region", default="us-east-1", help="region to export")
     sandbox.add_argument("--env-file", help="also write the exports to this file")
     demo = commands.add_parser(
-        "demo", help="run policies/expiring.yml with the stock custodian against the sandbox")
+        "demo", help="against the sandbox, with the stock custodian: the audit "
+        "(policies/expiring.yml), then a staged rotation (policies/rotate.yml) on days 0, 3, 10")
     demo.add_argument("--policy", default="policies/expiring.yml")
+    demo.add_argument("--rotate-policy", default="policies/rotate.yml")
     demo.add_argument("--output-dir", default="out")
     iam = commands.add_parser(
         "iam", help="print the least-privilege IAM policy document that policy files need")
@@ -96,14 +104,19 @@ def main(argv=None):
                      type=_matching(r"\*|[a-z]{2}(-[a-z]+)+-\d+", "a region or *"))
     iam.add_argument("--account", default="*", help="default: * (any account)",
                      type=_matching(r"\*|\d{12}", "a 12-digit account id or *"))
+    commands.add_parser(
+        "mailer-templates", help="print the folder of the shipped c7n-mailer templates "
+        "(for c7n-mailer --templates)")
     args = parser.parse_args(argv)
     if args.command == "sandbox":
         run_sandbox(args)
     elif args.command == "demo":
         from .sandbox.demo import run_demo
-        run_demo(args.policy, args.output_dir)
+        run_demo(args.policy, args.output_dir, args.rotate_policy)
     elif args.command == "iam":
         run_iam(args)
+    elif args.command == "mailer-templates":
+        sys.stdout.write(mailer_templates() + "\n")
 
 
 if __name__ == "__main__":

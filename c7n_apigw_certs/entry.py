@@ -8,3 +8,4 @@ resource, and only this module imports the elements.
 from .resource import ClientCertificate  # noqa: F401
 from . import filters, retire, rotate, tags  # noqa: F401,E402,I001
 from . import metrics  # noqa: F401,E402,I001
+from . import events  # noqa: F401,E402,I001

@@ -7,10 +7,9 @@ import math
 
 from c7n.filters import Filter, ValueFilter
 from c7n.utils import local_session, type_schema
-from cryptography import x509
 from dateutil.tz import tzutc
 
-from . import owners
+from . import owners, pem
 from .resource import STAGES, ClientCertificate
 from .usage import PAGE_SIZE, pages
 
@@ -24,13 +23,14 @@ DEFAULT_DAYS = 30
 
 
 def pem_not_after(cert):
-    """The PEM's notAfter, or None (with a warning naming the certificate) if it does not parse."""
-    pem = cert.get("pemEncodedCertificate")
+    """The PEM's notAfter, or None (with a warning naming the certificate) if it does not parse.
+    Read with the standard library (``pem.py``): a Lambda mode cannot carry ``cryptography``
+    (docs/aws-behaviour.md, fact 34)."""
+    name = "client-certificate:%s" % cert.get("clientCertificateId")
     try:
-        return x509.load_pem_x509_certificate(pem.encode("ascii")).not_valid_after_utc
-    except (ValueError, TypeError, AttributeError, UnicodeEncodeError) as e:
-        log.warning("client-certificate:%s pemEncodedCertificate does not parse (%s): "
-                    "using expirationDate", cert.get("clientCertificateId"), e)
+        return pem.not_after(cert.get("pemEncodedCertificate"), name)
+    except pem.CertificateError as e:
+        log.warning("%s: using expirationDate, not pemEncodedCertificate", e)
         return None
 
 
@@ -145,6 +145,13 @@ class StageCertificateExpiring(ExpiringBase):
 
     def label(self, stage):
         return "stage:%s/%s" % (stage.get("restApiId"), stage.get("stageName"))
+
+    def validate(self):
+        """On c7n's own resource, in a Lambda mode: the handler and package that load the
+        plugin there (handler.py)."""
+        from .handler import complete_mode
+        complete_mode(self.manager.ctx.policy)
+        return self
 
     def process(self, resources, event=None):
         key = self.certificate_key

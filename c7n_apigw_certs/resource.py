@@ -121,8 +121,11 @@ class ClientCertificate(query.QueryResourceManager):
     source_mapping = {"describe": DescribeClientCertificate, "config": ConfigClientCertificate}
 
     def validate(self):
-        """``query`` only with ``source: config``, and only its options (``config_source``)."""
+        """``query`` only with ``source: config``, and only its options (``config_source``); in
+        a Lambda mode, the handler and package that load the plugin there (handler.py)."""
         config_source.validate(self.data, self.source_type)
+        from .handler import complete_mode
+        complete_mode(self.ctx.policy)
         return self
 
     def iam_resources(self):

@@ -84,7 +84,8 @@ def run_cli(command, args, env, check=True):
 
 def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extra=(), days=0):
     """``custodian run`` on one policy; returns {region: resources} and the process.
-    ``days`` moves the custodian process's clock (see run_at.py); move the sandbox's with it."""
+    ``days`` moves the custodian process's clock (sandbox/timeshift.py); move the sandbox's
+    with it."""
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
     out = tmp_path / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -99,8 +100,8 @@ def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extr
 
 
 def run_at(seconds, command, args, env, check=True):
-    shim = os.path.join(os.path.dirname(__file__), "run_at.py")
-    proc = subprocess.run([sys.executable, shim, str(seconds), command] + args, env=env,
+    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
+    proc = subprocess.run(shift + [str(seconds), command] + args, env=env,
                           capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError("%s %s (at +%ss) exited %d\n%s" % (

@@ -1,8 +1,9 @@
 """AWS Config as the compliance sink: the shipped config-poll-rule and config-rule policies run
-as their Lambda functions would, in this process through ``c7n.handler.dispatch_event`` with
-the plugin initialized and ``config.json`` written as c7n's archive writes it, on the events
-that AWS Config sends (built by the sandbox from what it recorded); the evaluations are read
-back from the sandbox's Config. Also ``expiring`` on c7n's aws.apigwv2-stage, in pull mode."""
+as their Lambda functions would, in this process through the plugin's handler (the plugin
+initialized, then ``c7n.handler.dispatch_event``) with ``config.json`` written as c7n's archive
+writes it, on the events that AWS Config sends (built by the sandbox from what it recorded);
+the evaluations are read back from the sandbox's Config. Also ``expiring`` on c7n's
+aws.apigwv2-stage, in pull mode."""
 import json
 import pathlib
 
@@ -29,20 +30,31 @@ def config_event(sandbox, policy, message_type="ScheduledNotification", **resour
 
 
 def invoke(policy, event, tmp_path, monkeypatch):
-    """What the function does on an event: c7n's handler reads ``config.json`` from its
-    working directory (c7n/mu.py ``PolicyLambda.get_archive``: the execution options of a
-    plain ``custodian run`` are empty) and dispatches the event to the policy."""
+    """What the function does on an event. The policy is validated as ``custodian run`` does
+    before deploying (the plugin completes the mode's handler and package), its data written
+    to ``config.json`` as c7n's archive writes it (c7n/mu.py ``PolicyLambda.get_archive``; the
+    execution options of a plain ``custodian run`` are empty), and the event handed to the
+    handler the mode names: the plugin's, which initializes it and calls c7n's
+    ``dispatch_event``, reading ``config.json`` from the working directory."""
+    from c7n.config import Config
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
     c7n_apigw_certs.initialize()
-    from c7n import handler
+    load_resources((policy["resource"],))
+    validated = Policy(json.loads(json.dumps(policy)),
+                       Config.empty(region=REGION, account_id=ACCOUNT))
+    validated.validate()
+    assert validated.data["mode"]["handler"] == "c7n_apigw_certs.handler.run"
     function = tmp_path / "function"
     function.mkdir(exist_ok=True)
     (function / "config.json").write_text(json.dumps(
-        {"execution-options": {}, "policies": [policy]}, indent=2))
+        {"execution-options": {}, "policies": [validated.data]}, indent=2))
     monkeypatch.chdir(function)
-    monkeypatch.setattr(handler, "policy_config", None)  # a cold start: config.json is read
-    monkeypatch.setattr(handler, "policy_data", None)
-    monkeypatch.setenv("C7N_CATCH_ERR", "no")
-    return handler.dispatch_event(event, None)
+    from c7n import handler as c7n_handler
+    monkeypatch.setattr(c7n_handler, "policy_config", None)  # a cold start: config.json is read
+    monkeypatch.setattr(c7n_handler, "policy_data", None)
+    from c7n_apigw_certs.handler import run
+    return run(event, None)
 
 
 def evaluations(policy):

@@ -15,7 +15,8 @@ import c7n_apigw_certs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALLOWED_PERMISSIONS = re.compile(
-    r"^(apigateway:(GET|POST|PATCH|PUT|DELETE)|ssm:\w+|s3:\w+|cloudwatch:PutMetricData)$")
+    r"^(apigateway:(GET|POST|PATCH|PUT|DELETE)|ssm:\w+|s3:\w+|cloudwatch:PutMetricData"
+    r"|events:PutEvents)$")
 
 
 def our_elements():

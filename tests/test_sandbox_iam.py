@@ -228,7 +228,7 @@ def test_unsupported_elements_never_allow(sandbox):
 
 
 def test_assumed_credentials_expire_on_the_sandbox_clock(sandbox):
-    """A custodian run moved days ahead with the sandbox (tests/run_at.py) gets credentials
+    """A custodian run moved days ahead with the sandbox (sandbox/timeshift.py) gets credentials
     valid at its own now."""
     sandbox.set_now("2030-01-01T00:00:00+00:00", tick=False)
     client("iam").create_role(RoleName="later", AssumeRolePolicyDocument="{}")

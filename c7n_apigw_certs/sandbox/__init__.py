@@ -14,11 +14,12 @@ or ``SandboxServer(port=0).start()`` in a test; ``remote.SandboxClient`` drives 
 Where each behaviour lives: ``apigateway.py`` (client certificates, stages, deployments, what a
 stage presents), ``cloudformation.py`` (stacks that own REST and WebSocket APIs, stages and
 certificates, tagged as CloudFormation tags them), ``tags.py`` (API Gateway's tag rules),
-``ssm.py`` (Parameter Store's value sizes per tier), ``config.py`` (AWS Config: stages
-recorded with a delay, advanced queries, evaluations of custom rules), ``iam.py`` (assumed
-roles held to their policies), ``gate.py`` (the order in which IAM, the throttle, the
-deployment rate and faults apply), ``controls.py`` (clock, throttle, deployment rate,
-faults, counters, switches), ``server.py`` (the HTTP endpoints of the controls).
+``ssm.py`` (Parameter Store's value sizes per tier), ``events.py`` (a failed PutEvents
+entry; IAM for EventBridge and SQS), ``config.py`` (AWS Config: stages recorded with a delay,
+advanced queries, evaluations of custom rules), ``iam.py`` (assumed roles held to their
+policies), ``gate.py`` (the order in which IAM, the throttle, the deployment rate and faults
+apply), ``controls.py`` (clock, throttle, deployment rate, faults, counters, switches),
+``server.py`` (the HTTP endpoints of the controls).
 """
 from .controls import CONTROLS  # noqa: F401
 
@@ -26,8 +27,9 @@ from .controls import CONTROLS  # noqa: F401
 def install():
     """Extend moto in this process: the certificate API, the stage fields, CloudFormation for
     them, SSM's value sizes, the gate (IAM, throttle, deployment rate, faults, counters)."""
-    from . import apigateway, cloudformation, config, gate, iam, ssm
+    from . import apigateway, cloudformation, config, events, gate, iam, ssm
     apigateway.install()
+    events.install()
     cloudformation.install()
     config.install()
     ssm.install()

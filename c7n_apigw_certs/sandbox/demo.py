@@ -1,8 +1,10 @@
-"""``c7n-apigw-certs demo``: the audit, end to end, against the sandbox.
+"""``c7n-apigw-certs demo``: the whole job, end to end, against the sandbox.
 
 It starts ``c7n-apigw-certs sandbox --seed demo`` in its own process, runs the stock
-``custodian run`` on ``policies/expiring.yml`` in both demo regions, prints what was found, and
-stops the sandbox. Everything it runs is what a user would type.
+``custodian run`` on ``policies/expiring.yml`` in both demo regions and prints what was found;
+then runs ``policies/rotate.yml`` on simulated days 0, 3 and 10 and prints what each run did;
+and stops the sandbox. Every command it runs is what a user would type; for the later days the
+sandbox's clock and the command's are moved on (``timeshift.py``), as the days would pass.
 """
 import json
 import os
@@ -13,6 +15,8 @@ import tempfile
 import time
 
 REGIONS = ("us-east-1", "eu-west-1")
+# policies/rotate.yml: switch-after-days 3, delete-after-days 7 (counted from the switch).
+ROTATION_DAYS = (0, 3, 10)
 
 
 class RunningSandbox:
@@ -71,30 +75,148 @@ def summarize(output_dir, policy_name, regions=REGIONS):
     return "\n".join(lines)
 
 
+def rotation_summary(output_dir, policy_name, regions=REGIONS):
+    """What one rotate run did, a line per certificate, from its ``action-rotate`` records."""
+    lines = []
+    for region in regions:
+        base = os.path.join(output_dir, region, policy_name)
+        if not os.path.exists(os.path.join(base, "action-rotate")):
+            continue
+        matched = json.load(open(os.path.join(base, "resources.json")))
+        names = {c["clientCertificateId"]: c.get("description", "") for c in matched}
+        labels = {"%s/%s" % (s["apiId"], s["stageName"]): s["label"]
+                  for c in matched for s in c.get("c7n:stages") or ()}
+        for entry in json.load(open(os.path.join(base, "action-rotate"))):
+            cert_id, record = entry["clientCertificateId"], entry.get("c7n:rotation") or {}
+            lines.append("%-10s %s %-16s %s" % (region, cert_id, names.get(cert_id, ""),
+                                                what_happened(record)))
+            for label in record.get("switched") or ():
+                short = label.replace("stage:", "", 1)
+                lines.append("%28s %s" % ("-", labels.get(short, short)))
+    return "\n".join(lines)
+
+
+def what_happened(record):
+    """A rotate record (``c7n:rotation``) in words."""
+    done = []
+    if record.get("successor") and record.get("published"):
+        done.append("successor %s generated, trusted in %d bundle(s)" % (
+            record["successor"], len(record["published"])))
+    if record.get("switched"):
+        done.append("%d stage(s) switched to %s" % (len(record["switched"]),
+                                                    record.get("successor", "its successor")))
+    if record.get("deleted"):
+        done.append("deleted, its PEM removed from %d bundle(s)" % len(
+            record.get("unpublished") or ()))
+    elif record.get("not-deleted"):
+        done.append("kept: %s" % record["not-deleted"])
+    for key in ("waiting", "skipped"):
+        if record.get(key):
+            done.append("%s: %s" % (key, record[key]))
+    done += ["FAILED: %s" % error for error in record.get("errors", ())]
+    return "; ".join(done) or "nothing to do"
+
+
+def policy_names(policy):
+    return [line.split(":", 1)[1].strip() for line in open(policy)
+            if line.strip().startswith("- name:")]
+
+
 def find_command(name):
     """The command installed beside this Python (a venv need not be activated), else PATH's."""
     beside = os.path.join(os.path.dirname(sys.executable), name)
     return beside if os.access(beside, os.X_OK) else (shutil.which(name) or name)
 
 
-def run_demo(policy="policies/expiring.yml", output_dir="out"):
-    if not os.path.exists(policy):
-        sys.exit("%s not found: run the demo from the repository's root" % policy)
+def run_demo(policy="policies/expiring.yml", output_dir="out",
+             rotate_policy="policies/rotate.yml"):
+    for path in (policy, rotate_policy):
+        if not os.path.exists(path):
+            sys.exit("%s not found: run the demo from the repository's root" % path)
     with RunningSandbox() as sandbox:
         env = dict(os.environ, **sandbox.env)
-        custodian = [find_command("custodian")]
-        regions = [arg for r in REGIONS for arg in ("--region", r)]
-        # --cache-period 0: c7n caches listings for 15 minutes by account id, and every sandbox
-        # uses the same account id: a cache would show the previous sandbox's estate.
-        cmd = custodian + ["run", "--cache-period", "0", "-s", output_dir] + regions + [policy]
-        print("$ " + " ".join(["custodian"] + cmd[1:]), flush=True)
-        subprocess.run(cmd, env=env, check=True)
-        names = [line.split(":", 1)[1].strip() for line in open(policy)
-                 if line.strip().startswith("- name:")]
-        print("\nClient certificates that expire within the policy's window:\n")
-        for name in names:
-            print(summarize(output_dir, name) or "(none)")
-        print("\nFull records: %s/<region>/<policy>/resources.json; the same as a table: "
-              "custodian report -s %s%s %s" % (output_dir, output_dir,
-                                                "".join(" --region " + r for r in REGIONS),
-                                                policy))
+        audit(env, policy, output_dir)
+        signals(env, output_dir)
+        staged_rotation(sandbox, env, rotate_policy, output_dir)
+
+
+def custodian_command(output_dir, policy, day=0):
+    """The ``custodian run`` a user types, and the command that runs it ``day`` days on."""
+    regions = [arg for r in REGIONS for arg in ("--region", r)]
+    # --cache-period 0: c7n caches listings for 15 minutes by account id, and every sandbox
+    # uses the same account id: a cache would show the previous sandbox's estate.
+    args = ["run", "--cache-period", "0", "-s", output_dir] + regions + [policy]
+    shown = "$ custodian " + " ".join(args)
+    if not day:
+        return shown, [find_command("custodian")] + args
+    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", str(day * 86400)]
+    return shown, shift + ["custodian"] + args
+
+
+def audit(env, policy, output_dir):
+    shown, cmd = custodian_command(output_dir, policy)
+    print(shown, flush=True)
+    subprocess.run(cmd, env=env, check=True)
+    print("\nClient certificates that expire within the policy's window:\n")
+    for name in policy_names(policy):
+        print(summarize(output_dir, name) or "(none)")
+    print("\nFull records: %s/<region>/<policy>/resources.json; the same as a table: "
+          "custodian report -s %s%s %s" % (output_dir, output_dir,
+                                            "".join(" --region " + r for r in REGIONS), policy))
+
+
+# (title, policy, Signals method): each signal policy in policies/, in the order people meet them.
+SIGNALS = (
+    ("An alarm's metric", "policies/expiry-metric.yml", "show_metric"),
+    ("An event for rules and chat integrations", "policies/expiry-event.yml", "show_event"),
+    ("A mail to the owners", "policies/notify.yml", "show_mail"),
+)
+
+
+def signals(env, output_dir):
+    """Each signal policy on the same estate, and what arrived where people read it."""
+    from .demo_signals import Signals
+
+    def run(policy, out):
+        shown, cmd = custodian_command(out, policy)
+        print(shown, flush=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode:
+            print(indent("the run failed (exit %d):\n%s" % (proc.returncode,
+                                                          proc.stderr[-3000:])))
+
+    present = [s for s in SIGNALS if os.path.exists(s[1])]
+    print("\nThe signals, on the same estate (policies/: %s):" % ", ".join(
+        os.path.basename(s[1]) for s in present))
+    shown = Signals(env, run, REGIONS, find_command)
+    shown.prepare()
+    for title, policy, method in present:
+        print("\n%s:" % title)
+        getattr(shown, method)(policy, os.path.join(output_dir, "signals"))
+
+
+def staged_rotation(sandbox, env, policy, output_dir):
+    """``policy`` on each of ROTATION_DAYS, the sandbox's clock moved with the command's."""
+    from .remote import SandboxClient
+    control = SandboxClient(sandbox.env["AWS_ENDPOINT_URL"])
+    print("\nThe staged rotation (%s), one run a day as a schedule would run it; days are "
+          "simulated: the sandbox's clock and custodian's are moved on together.\n" % policy)
+    previous = 0
+    for day in ROTATION_DAYS:
+        control.advance(days=day - previous)
+        previous = day
+        out = os.path.join(output_dir, "day-%d" % day)
+        shown, cmd = custodian_command(out, policy, day)
+        print("day %-3d %s" % (day, shown), flush=True)
+        # The run's log goes to its output directory: the summary below is what it did.
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        for name in policy_names(policy):
+            print(indent(rotation_summary(out, name) or "(no certificate matched)"))
+        if proc.returncode:
+            print(indent("the run failed (exit %d):\n%s" % (proc.returncode,
+                                                          proc.stderr[-3000:])))
+        print()
+
+
+def indent(text):
+    return "\n".join("        " + line for line in text.splitlines())

@@ -5,7 +5,8 @@ that exists in moto's IAM (``iam.create_role``), which is what ``custodian run -
 ROLE_ARN`` and ``c7n-org`` do. The sandbox's root test keys (``AWS_ACCESS_KEY_ID=testing``), IAM
 users' keys, and keys of a role that was assumed but never created in IAM stay unrestricted, so
 that tests which do not care about IAM (c7n-org across made-up accounts included) are unchanged.
-Only ``apigateway``, ``apigatewayv2``, ``ssm`` and ``s3`` are checked; STS, IAM and other
+Only ``apigateway``, ``apigatewayv2``, ``ssm``, ``s3``, ``events`` and ``sqs`` (``events.py``)
+are checked; STS, IAM and other
 services are not.
 
 What is evaluated: the role's inline policies (``put_role_policy``) and attached managed
@@ -52,7 +53,7 @@ AWS's refusals show in public reports:
 
 Credentials that ``AssumeRole`` issues expire ``DurationSeconds`` (default 3600) after the
 sandbox's "now", not the real one (moto uses the real clock): a ``custodian`` run whose clock is
-moved days ahead together with the sandbox's (tests/run_at.py) gets credentials that are valid
+moved days ahead together with the sandbox's (sandbox/timeshift.py) gets credentials that are valid
 at its own "now", as in AWS, where both clocks agree.
 """
 import functools
@@ -68,9 +69,10 @@ from moto.s3.models import FakeKey, s3_backends
 from moto.sts.models import AssumedRole, sts_backends
 from moto.utilities.utils import get_partition
 
+from . import events
 from .controls import CONTROLS
 
-SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3"}
+SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3"} | events.SERVICES
 
 Principal = collections.namedtuple("Principal", "arn documents session_documents")
 Refusal = collections.namedtuple("Refusal", "code status message")
@@ -219,7 +221,7 @@ def target(call):
             return [(action, "*")]
         arn = "arn:aws:s3:::%s" % bucket
         return [(action, "%s/%s" % (arn, key) if kind == "object" and key else arn)]
-    return []
+    return events.target(call)  # EventBridge, SQS
 
 
 def refusal(service, who, action, resource, outcome):

@@ -8,6 +8,7 @@ us-east-1
   public-http-api   HTTP       (HTTP APIs cannot use client certificates)
   certificates      ``reporting`` (expires in 200 days, healthy, used by reporting-api/prod),
                     ``legacy-unused`` (expires in 90 days, used by no stage)
+  S3 bucket         ``my-trust-bundles`` (policies/rotate.yml publishes trust bundles there)
 eu-west-1
   eu-orders-api     REST       prod -> ``eu-orders`` (expires in 12 days);
                                staging -> ``eu-staging`` (expires in 300 days)
@@ -42,6 +43,8 @@ REST_STAGES = [
 ]
 WEBSOCKET_STAGES = [("us-east-1", "live-updates", "production", "live-updates")]
 HTTP_APIS = [("us-east-1", "public-http-api")]
+# Where policies/rotate.yml publishes the trust bundles (its ``s3`` destination).
+TRUST_BUCKET = ("us-east-1", "my-trust-bundles")
 
 
 @contextlib.contextmanager
@@ -98,4 +101,6 @@ def seed_demo(make_certificate, session=None):
         client = session.client("apigatewayv2", region_name=region)
         api_id = client.create_api(Name=api_name, ProtocolType="HTTP")["ApiId"]
         client.create_stage(ApiId=api_id, StageName="$default")
+    region, bucket = TRUST_BUCKET
+    session.client("s3", region_name=region).create_bucket(Bucket=bucket)
     return ids

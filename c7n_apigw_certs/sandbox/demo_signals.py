@@ -1,0 +1,133 @@
+"""The signals part of ``c7n-apigw-certs demo``: each shipped signal policy run with the stock
+``custodian`` on the demo estate, and its output read back as the people who act on it see it.
+
+Each ``show_*`` prints the command a user types, runs it, and prints what arrived: the metric
+CloudWatch holds, the event an EventBridge rule delivered to its queue, the mail c7n-mailer
+renders from the notify message (``c7n-mailer-replay``, c7n-mailer's own command).
+"""
+import base64
+import datetime
+import json
+import os
+import subprocess
+import tempfile
+import zlib
+
+import boto3
+
+MAIL_QUEUE = ("us-east-1", "c7n-mailer")  # the queue policies/notify.yml names
+EVENT_RULE = "apigw-client-certificate-expiry"
+
+
+class Signals:
+    """The signal policies on one running sandbox. ``run(policy, out)`` runs ``custodian``
+    (given by the demo) and returns the output directory."""
+
+    def __init__(self, env, run, regions, find):
+        self.env, self.run, self.regions, self.find = env, run, regions, find
+        self.session = boto3.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                     aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+    def client(self, service, region):
+        return self.session.client(service, region_name=region,
+                                   endpoint_url=self.env["AWS_ENDPOINT_URL"])
+
+    def prepare(self):
+        """What the account would already have: the mailer's queue, and a rule that sends the
+        expiry events to a queue in each region (a chat integration would sit there)."""
+        region, name = MAIL_QUEUE
+        self.mail_queue = self.client("sqs", region).create_queue(QueueName=name)["QueueUrl"]
+        self.event_queues = {}
+        for region in self.regions:
+            sqs, events = self.client("sqs", region), self.client("events", region)
+            url = sqs.create_queue(QueueName="certificate-events")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"]["QueueArn"]
+            events.put_rule(Name=EVENT_RULE, EventPattern=json.dumps({
+                "source": ["c7n-apigw-certs"],
+                "detail-type": ["API Gateway Client Certificate Approaching Expiration"]}))
+            events.put_targets(Rule=EVENT_RULE, Targets=[{"Id": "queue", "Arn": arn}])
+            self.event_queues[region] = url
+
+    def show_metric(self, policy, out):
+        self.run(policy, out)
+        print("CloudWatch, C7N/APIGatewayClientCertificates DaysToExpiry (latest datapoint):")
+        for region in self.regions:
+            cloudwatch = self.client("cloudwatch", region)
+            metrics = cloudwatch.list_metrics(Namespace="C7N/APIGatewayClientCertificates",
+                                              MetricName="DaysToExpiry")["Metrics"]
+            for metric in sorted(metrics, key=lambda m: sorted(
+                    (d["Name"], d["Value"]) for d in m["Dimensions"])):
+                dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+                value = latest(cloudwatch, metric)
+                print("  %-10s %-28s %s" % (region, dims.get("ClientCertificateId",
+                                                            "(all: alarm on Minimum)"), value))
+
+    def show_event(self, policy, out):
+        self.run(policy, out)
+        events = [json.loads(m["Body"]) for region in self.regions
+                  for m in drain(self.client("sqs", region), self.event_queues[region])]
+        print("EventBridge: %d event(s) reached the rule's queue; the most urgent:" % len(events))
+        if events:
+            first = min(events, key=lambda e: e["detail"]["DaysToExpiry"])
+            print(indent(json.dumps(first, indent=2)))
+
+    def show_mail(self, policy, out):
+        self.run(policy, out)
+        messages = drain(self.client("sqs", MAIL_QUEUE[0]), self.mail_queue)
+        print("c7n-mailer: %d message(s) on its queue (one per region); the longest, as "
+              "c7n-mailer-replay renders it:" % len(messages))
+        if not messages:
+            return
+        messages.sort(key=lambda m: -len(decoded(m["Body"])["resources"]))
+        with tempfile.TemporaryDirectory() as tmp:
+            message = os.path.join(tmp, "message.b64")
+            config = os.path.join(tmp, "mailer.yml")
+            with open(message, "w") as fh:
+                fh.write(messages[0]["Body"])
+            with open(config, "w") as fh:
+                fh.write("queue_url: %s\nfrom_address: custodian@example.com\nregion: %s\n"
+                         % (self.mail_queue, MAIL_QUEUE[0]))
+            templates = subprocess.run(
+                [self.find("c7n-apigw-certs"), "mailer-templates"], capture_output=True, text=True,
+                check=True).stdout.strip()
+            print('$ c7n-mailer-replay -c mailer.yml -T -t "$(c7n-apigw-certs '
+                  'mailer-templates)" message.b64')
+            proc = subprocess.run([self.find("c7n-mailer-replay"), "-c", config, "-T", "-t",
+                                   templates, message], env=self.env, capture_output=True,
+                                  text=True, cwd=tmp)
+        print(indent(proc.stdout.strip() if proc.returncode == 0 else
+                     "c7n-mailer-replay failed:\n" + proc.stderr[-2000:]))
+
+
+def latest(cloudwatch, metric):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=metric["Namespace"], MetricName=metric["MetricName"],
+        Dimensions=metric["Dimensions"], StartTime=now - datetime.timedelta(days=1),
+        EndTime=now + datetime.timedelta(minutes=5), Period=86400,
+        Statistics=["Minimum"])["Datapoints"]
+    return "%g" % min(p["Minimum"] for p in points) if points else "-"
+
+
+def decoded(body):
+    """A notify message as c7n sends it: base64 of zlib of JSON (docs/aws-behaviour.md, fact
+    71)."""
+    return json.loads(zlib.decompress(base64.b64decode(body)))
+
+
+def drain(sqs, url):
+    """Every message on the queue, deleted once read."""
+    found = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                    MessageAttributeNames=["All"]).get("Messages", [])
+        if not batch:
+            return found
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        found += batch
+
+
+def indent(text):
+    return "\n".join("    " + line for line in text.splitlines())

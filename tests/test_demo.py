@@ -1,0 +1,70 @@
+"""``c7n-apigw-certs demo`` (what ``make demo`` runs), from the installed command, as a new user
+runs it: the audit, then the staged rotation of the demo estate on days 0, 3 and 10."""
+import json
+import os
+import re
+import subprocess
+
+from conftest import BIN
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROTATE = "apigw-client-certificates-rotate"
+# The demo estate's certificates that expire within 30 days (seed.py), by region.
+EXPIRING = {"us-east-1": {"orders-prod", "shared-backend", "live-updates"},
+            "eu-west-1": {"eu-orders"}}
+
+
+def records(out, day):
+    """{(region, description): rotate record} of the run on ``day``."""
+    found = {}
+    for region in EXPIRING:
+        base = os.path.join(out, "day-%d" % day, region, ROTATE)
+        names = {c["clientCertificateId"]: c["description"]
+                 for c in json.load(open(os.path.join(base, "resources.json")))}
+        for entry in json.load(open(os.path.join(base, "action-rotate"))):
+            found[region, names[entry["clientCertificateId"]]] = entry["c7n:rotation"]
+    return found
+
+
+def test_demo_audits_then_rotates_in_stages(tmp_path):
+    out = str(tmp_path / "out")
+    proc = subprocess.run([os.path.join(BIN, "c7n-apigw-certs"), "demo", "--output-dir", out],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    text = proc.stdout
+    for line in ("orders-prod      EXPIRED 3 day(s) ago", "shared-backend   expires in 5 day(s)",
+                 "REST payments-api", "WEBSOCKET live-updates"):
+        assert line in text
+    assert "legacy-unused" not in text and "reporting " not in text
+    signals, rotation = text.split("The signals", 1)[1].split("The staged rotation", 1)
+    # The metric read back from CloudWatch: the region's minimum is the expired certificate.
+    assert re.search(r"us-east-1  \(all: alarm on Minimum\) +-3\n", signals)
+    assert re.search(r"eu-west-1  \(all: alarm on Minimum\) +12\n", signals)
+    # The events a rule delivered: one per expiring certificate a stage presents.
+    assert "EventBridge: 4 event(s) reached the rule's queue" in signals
+    assert '"DaysToExpiry": -3' in signals and '"Description": "orders-prod"' in signals
+    # The mail, rendered by c7n-mailer-replay from the notify message.
+    assert "c7n-mailer: 2 message(s)" in signals
+    assert "expire soon: 3 in account 123456789012, region us-east-1" in signals
+    assert "REST payments-api" in signals and "What to do next" in signals
+    expected = {(region, name) for region, names in EXPIRING.items() for name in names}
+
+    day0 = records(out, 0)
+    assert set(day0) == expected
+    for record in day0.values():  # a successor, trusted; no stage moved yet
+        assert record["successor"] and record["published"] and not record.get("switched")
+        assert record["waiting"].startswith("switch at")
+    assert len(day0["us-east-1", "shared-backend"]["published"]) == 6  # 3 stages x (ssm, s3)
+
+    day3 = records(out, 3)
+    assert {k: len(r["switched"]) for k, r in day3.items()} == {
+        ("us-east-1", "orders-prod"): 1, ("us-east-1", "shared-backend"): 3,
+        ("us-east-1", "live-updates"): 1, ("eu-west-1", "eu-orders"): 1}
+    for key, record in day3.items():
+        assert record["successor"] == day0[key]["successor"]
+        assert record["waiting"].startswith("delete at") and not record.get("deleted")
+
+    day10 = records(out, 10)
+    assert set(day10) == expected and all(r.get("deleted") for r in day10.values())
+    assert text.count("generated, trusted in") == 4 and text.count("deleted, its PEM") == 4
+    assert "FAILED" not in text and "the run failed" not in text
