@@ -9,7 +9,7 @@ from c7n.filters import Filter, ValueFilter
 from c7n.utils import local_session, type_schema
 from dateutil.tz import tzutc
 
-from . import owners, pem
+from . import owners, pem, report
 from .resource import STAGES, ClientCertificate
 from .usage import PAGE_SIZE, pages
 
@@ -22,6 +22,11 @@ EXPIRY_SOURCE = "c7n:expiry-source"
 DEFAULT_DAYS = 30
 
 
+# (certificate id, PEM) whose PEM did not parse, already logged by this process: the listing
+# (report.py's columns) and the expiring filter both read the PEM, one warning is enough.
+_WARNED = set()
+
+
 def pem_not_after(cert):
     """The PEM's notAfter, or None (with a warning naming the certificate) if it does not parse.
     Read with the standard library (``pem.py``): a Lambda mode cannot carry ``cryptography``
@@ -30,7 +35,11 @@ def pem_not_after(cert):
     try:
         return pem.not_after(cert.get("pemEncodedCertificate"), name)
     except pem.CertificateError as e:
-        log.warning("%s: using expirationDate, not pemEncodedCertificate", e)
+        text = cert.get("pemEncodedCertificate")
+        key = (cert.get("clientCertificateId"), text if isinstance(text, str) else None)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            log.warning("%s: using expirationDate, not pemEncodedCertificate", e)
         return None
 
 
@@ -64,6 +73,8 @@ def annotate_expiry(cert, now):
         cert[EXPIRY_SOURCE] = source
         cert[DAYS_LEFT] = days_left(expires, now)
         cert[EXPIRED] = expires <= now
+        if STAGES in cert:  # a listed certificate resource: its report's columns too
+            report.annotate(cert, expires, cert[DAYS_LEFT], cert[EXPIRED], cert[STAGES])
     return cert[EXPIRES]
 
 

@@ -4,11 +4,14 @@ with the stages that use it.
 Unlike c7n's ``aws.rest-client-certificate`` (docs/aws-behaviour.md, fact 15) it knows where each
 certificate is used, has its ARN (fact 4), and reports readable fields.
 """
+import datetime
+
 from c7n import query
 from c7n.manager import resources
 from c7n.utils import get_partition
+from dateutil.tz import tzutc
 
-from . import config_source, owners, usage
+from . import config_source, owners, report, usage
 
 STAGES = "c7n:stages"
 STAGES_SOURCE = "c7n:stages-source"
@@ -26,6 +29,9 @@ class DescribeClientCertificate(query.DescribeSource):
         once for the whole region, and only if there is a certificate to annotate."""
         if not resources:
             return resources
+        from .filters import days_left, effective_expiry  # the filters import this module
+        now = datetime.datetime.now(tz=tzutc())
+        region = self.manager.config.region
         users, origin = self.stage_users()
         for r in resources:
             r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
@@ -33,6 +39,11 @@ class DescribeClientCertificate(query.DescribeSource):
             if origin:
                 r[STAGES_SOURCE] = dict(origin)
             owners.annotate(r)  # CloudFormation's own tags; a policy's marker tags: the filters
+            # The report's plain columns, as of the listing; the expiring filter rewrites them
+            # with its own values (report.py).
+            expires, _ = effective_expiry(r)
+            report.annotate(r, expires, days_left(expires, now), expires <= now, r[STAGES],
+                            region)
         return resources
 
     def stage_users(self):
@@ -110,13 +121,9 @@ class ClientCertificate(query.QueryResourceManager):
         arn_type = "clientcertificates"
         cfn_type = "AWS::ApiGateway::ClientCertificate"
         permissions_enum = ("apigateway:GET",)
-        default_report_fields = (
-            "clientCertificateId",
-            "description",
-            "expirationDate",
-            '"c7n:days-left"',
-            'list:"c7n:stages"[].label',
-        )
+        # Plain keys that the listing and the expiring filter write (report.py): c7n heads
+        # each column with its expression, so these read as headers.
+        default_report_fields = report.FIELDS
 
     source_mapping = {"describe": DescribeClientCertificate, "config": ConfigClientCertificate}
 

@@ -152,7 +152,7 @@ def test_unused_policy_file(sandbox, tmp_path):
 
 def test_expiring_policy_file_and_report(sandbox, tmp_path):
     cert = make_cert(sandbox, 12, description="soon")
-    api = make_rest_stage(cert, "orders")
+    make_rest_stage(cert, "orders")
     make_cert(sandbox, 200, description="later")
     policy = str(ROOT / "policies" / "expiring.yml")
     found, _ = custodian_run(sandbox, tmp_path, policy)
@@ -160,10 +160,10 @@ def test_expiring_policy_file_and_report(sandbox, tmp_path):
     report = run_cli("custodian", ["report", "-s", str(tmp_path / "out"), "--format", "csv",
                                    policy], sandbox.env).stdout
     header, row = csv.reader(io.StringIO(report.strip()))
-    assert header == ["clientCertificateId", "description", "expirationDate",
-                      '"c7n:days-left"', 'list:"c7n:stages"[].label']
+    assert header == ["id", "description", "expires", "days_left", "expired", "stages",
+                      "Region"]  # more in tests/test_report.py
     assert row[:2] == [cert, "soon"] and row[3] == "12"
-    assert row[4] == "REST orders (%s) / prod" % api
+    assert row[5] == "REST orders/prod" and row[6] == "us-east-1"
 
 
 def test_throttling_is_retried_not_a_wrong_result(sandbox, tmp_path):

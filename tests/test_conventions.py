@@ -16,7 +16,7 @@ import c7n_apigw_certs
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALLOWED_PERMISSIONS = re.compile(
     r"^(apigateway:(GET|POST|PATCH|PUT|DELETE)|ssm:\w+|s3:\w+|cloudwatch:PutMetricData"
-    r"|events:PutEvents)$")
+    r"|events:PutEvents|securityhub:(BatchImportFindings|GetFindings))$")
 
 
 def our_elements():
