@@ -53,6 +53,13 @@ def invoke(policy, event, tmp_path, monkeypatch):
     from c7n import handler as c7n_handler
     monkeypatch.setattr(c7n_handler, "policy_config", None)  # a cold start: config.json is read
     monkeypatch.setattr(c7n_handler, "policy_data", None)
+    original = c7n_handler.init_config
+
+    def init_config(data):  # the function's /tmp is this test's (c7n sets output_dir /tmp)
+        options = original(data)
+        options["output_dir"] = str(tmp_path / "function-tmp")
+        return options
+    monkeypatch.setattr(c7n_handler, "init_config", init_config)
     from c7n_apigw_certs.handler import run
     return run(event, None)
 
