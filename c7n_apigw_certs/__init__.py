@@ -15,7 +15,8 @@ def initialize():
 
     - ``aws.apigw-client-certificate`` goes into c7n's resource map, so c7n imports
       ``resource.py`` only when a policy, ``schema`` or ``validate`` asks for it (fact 17).
-    - The ``expiring`` filter joins c7n's ``aws.rest-stage`` when c7n loads that class.
+    - The ``expiring`` filter joins c7n's ``aws.rest-stage`` and ``aws.apigwv2-stage`` when
+      c7n loads those classes.
     """
     global _initialized
     if _initialized:
@@ -32,11 +33,15 @@ def initialize():
     apigw = sys.modules.get("c7n.resources.apigw")
     if apigw is not None:  # loaded before us (an in-process caller): extend it now
         _on_resource_loaded(AWS.resources, apigw.RestStage)
+        _on_resource_loaded(AWS.resources, apigw.ApiGatewayV2Stage)
+
+
+STAGE_TYPES = ("rest-stage", "apigwv2-stage")
 
 
 def _on_resource_loaded(registry, resource_class):
-    """c7n notifies each resource class it loads; ours extend c7n's rest-stage."""
-    if getattr(resource_class, "type", None) == "rest-stage" and \
+    """c7n notifies each resource class it loads; ours extend c7n's stage resources."""
+    if getattr(resource_class, "type", None) in STAGE_TYPES and \
             resource_class.__module__ == "c7n.resources.apigw":
         from .filters import register_stage_filters
         register_stage_filters(resource_class)

@@ -152,6 +152,10 @@ class StageCertificateExpiring(ExpiringBase):
     """
 
     annotation_key = "c7n:client-certificate"
+    certificate_key = "clientCertificateId"
+
+    def label(self, stage):
+        return "stage:%s/%s" % (stage.get("restApiId"), stage.get("stageName"))
 
     def validate(self):
         """On c7n's own resource, in a Lambda mode: the handler and package that load the
@@ -161,7 +165,8 @@ class StageCertificateExpiring(ExpiringBase):
         return self
 
     def process(self, resources, event=None):
-        wanted = {r["clientCertificateId"] for r in resources if r.get("clientCertificateId")}
+        key = self.certificate_key
+        wanted = {r[key] for r in resources if r.get(key)}
         if not wanted:
             return []
         client = local_session(self.manager.session_factory).client(
@@ -176,14 +181,13 @@ class StageCertificateExpiring(ExpiringBase):
         threshold = self.threshold()
         matched = []
         for stage in resources:
-            cert_id = stage.get("clientCertificateId")
+            cert_id = stage.get(key)
             if not cert_id:
                 continue
             cert = certs.get(cert_id)
             if cert is None:
-                self.log.warning(
-                    "stage:%s/%s references client-certificate:%s, which does not exist",
-                    stage.get("restApiId"), stage.get("stageName"), cert_id)
+                self.log.warning("%s references client-certificate:%s, which does not exist",
+                                 self.label(stage), cert_id)
                 continue
             annotate_expiry(cert, now)
             if threshold(cert):
@@ -193,6 +197,33 @@ class StageCertificateExpiring(ExpiringBase):
                         EXPIRY_SOURCE)}
                 matched.append(stage)
         return matched
+
+
+class WebSocketStageCertificateExpiring(StageCertificateExpiring):
+    """WebSocket stages (c7n's ``aws.apigwv2-stage``) whose client certificate expires within
+    ``days`` days (default 30), or has expired; stages without a certificate, and HTTP API
+    stages (which cannot have one), never match.
+
+    Each match carries ``c7n:client-certificate`` as on ``aws.rest-stage``. The certificates
+    are listed once per run (``apigateway:GET``).
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: websocket-stages-with-expiring-client-certificate
+            resource: aws.apigwv2-stage
+            filters:
+              - type: expiring
+                days: 14
+    """
+
+    certificate_key = "ClientCertificateId"
+
+    def label(self, stage):
+        return "stage:%s/%s" % (stage.get("c7n:parent-id") or stage.get("ApiId"),
+                                stage.get("StageName"))
 
 
 @ClientCertificate.filter_registry.register("in-use")
@@ -267,12 +298,18 @@ class TemplateOwned(Filter):
                 if owners.annotate(r, self.data.get("owner-tags")) == state]
 
 
-def register_stage_filters(rest_stage_class):
-    """Add ``expiring`` to c7n's ``aws.rest-stage`` without replacing anything of c7n's."""
-    registry = rest_stage_class.filter_registry
+STAGE_FILTERS = {"rest-stage": StageCertificateExpiring,
+                 "apigwv2-stage": WebSocketStageCertificateExpiring}
+
+
+def register_stage_filters(stage_class):
+    """Add ``expiring`` to c7n's ``aws.rest-stage`` or ``aws.apigwv2-stage`` without replacing
+    anything of c7n's."""
+    ours = STAGE_FILTERS[stage_class.type]
+    registry = stage_class.filter_registry
     existing = registry.get("expiring")
     if existing is None:
-        registry.register("expiring", StageCertificateExpiring)
-    elif existing is not StageCertificateExpiring:
-        log.warning("aws.rest-stage already has an 'expiring' filter (%s): not replaced",
-                    existing)
+        registry.register("expiring", ours)
+    elif existing is not ours:
+        log.warning("aws.%s already has an 'expiring' filter (%s): not replaced",
+                    stage_class.type, existing)

@@ -11,9 +11,10 @@ from c7n.manager import resources
 from c7n.utils import get_partition
 from dateutil.tz import tzutc
 
-from . import owners, report, usage
+from . import config_source, owners, report, usage
 
 STAGES = "c7n:stages"
+STAGES_SOURCE = "c7n:stages-source"
 
 
 def certificate_arn(region, cert_id):
@@ -31,14 +32,12 @@ class DescribeClientCertificate(query.DescribeSource):
         from .filters import days_left, effective_expiry  # the filters import this module
         now = datetime.datetime.now(tz=tzutc())
         region = self.manager.config.region
-        users = usage.stages_by_certificate(
-            self.manager.session_factory, self.manager.config.region)
-        # Kept for the actions of this run: rotate must know every stage behind a shared
-        # trust bundle, including stages of certificates the filters did not select.
-        self.manager.stages_by_certificate = users
+        users, origin = self.stage_users()
         for r in resources:
             r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
             r[STAGES] = users.get(r["clientCertificateId"], [])
+            if origin:
+                r[STAGES_SOURCE] = dict(origin)
             owners.annotate(r)  # CloudFormation's own tags; a policy's marker tags: the filters
             # The report's plain columns, as of the listing; the expiring filter rewrites them
             # with its own values (report.py).
@@ -46,6 +45,45 @@ class DescribeClientCertificate(query.DescribeSource):
             report.annotate(r, expires, days_left(expires, now), expires <= now, r[STAGES],
                             region)
         return resources
+
+    def stage_users(self):
+        """({certificate id: stages}, None): API Gateway's listings, made now."""
+        users = usage.stages_by_certificate(
+            self.manager.session_factory, self.manager.config.region)
+        # Kept for the actions of this run: rotate must know every stage behind a shared
+        # trust bundle, including stages of certificates the filters did not select.
+        self.manager.stages_by_certificate = users
+        return users, None
+
+
+class ConfigClientCertificate(DescribeClientCertificate):
+    """``source: config``: the certificates from API Gateway (Config does not record them), the
+    stages that use them from AWS Config (``config_source.py``), optionally through an
+    aggregator (``query: [{aggregator: NAME}]``)."""
+
+    def get_permissions(self):
+        return super().get_permissions() + [config_source.permission(self.manager.data)]
+
+    def stage_users(self):
+        """({certificate id: stages}, the ``c7n:stages-source`` annotation) from AWS Config.
+
+        Config lags behind API Gateway (docs/aws-behaviour.md, fact 26), so nothing is kept
+        for the actions: ``rotate`` and ``delete`` list every stage from API Gateway before
+        they switch or delete (``rotate.Rotation.execute``, ``retire.Retirer``)."""
+        opts = config_source.options(self.manager.data)
+        region = self.manager.config.region
+        users, newest = config_source.stages_by_certificate(
+            self.manager.session_factory, region, self.manager.config.account_id, opts)
+        self.manager.stages_by_certificate = None
+        origin = {"source": "config", "aggregator": opts.get("aggregator"),
+                  "captured": newest}
+        config_source.log.info(
+            "stages of %s from AWS Config%s: %d stage(s) with a client certificate, newest "
+            "item captured %s; Config records changes with a delay, so a stage changed since "
+            "then may be missing or out of date (rotate and delete list stages from API "
+            "Gateway)", region, " (aggregator %s)" % opts["aggregator"] if opts.get(
+                "aggregator") else "", sum(len(v) for v in users.values()), newest or "never")
+        return users, origin
 
 
 @resources.register("apigw-client-certificate")
@@ -55,6 +93,12 @@ class ClientCertificate(query.QueryResourceManager):
     Each certificate carries ``c7n:stages``: one entry per stage that references it, with
     ``protocol`` (``REST`` or ``WEBSOCKET``), ``apiId``, ``apiName``, ``stageName`` and a
     ``label`` for reports. The audit needs only ``apigateway:GET``.
+
+    With ``source: config`` the stages come from AWS Config (one query per region, or an
+    aggregator's: ``query: [{aggregator: NAME}]``), and each certificate carries
+    ``c7n:stages-source``: ``source``, ``aggregator`` and ``captured``, the newest capture time
+    of what Config answered. Config lags behind changes; ``rotate`` and ``delete`` still list
+    every stage from API Gateway before they act.
 
     :example:
 
@@ -81,12 +125,15 @@ class ClientCertificate(query.QueryResourceManager):
         # each column with its expression, so these read as headers.
         default_report_fields = report.FIELDS
 
-    source_mapping = {"describe": DescribeClientCertificate}
+    source_mapping = {"describe": DescribeClientCertificate, "config": ConfigClientCertificate}
 
     def validate(self):
-        """In a Lambda mode, the handler and package that load the plugin there (handler.py)."""
+        """``query`` only with ``source: config``, and only its options (``config_source``); in
+        a Lambda mode, the handler and package that load the plugin there (handler.py)."""
+        config_source.validate(self.data, self.source_type)
         from .handler import complete_mode
         complete_mode(self.ctx.policy)
+        return self
 
     def resources(self, query=None, augment=True):
         """c7n runs no action for a policy that matched nothing (``PullMode.run``), so an
@@ -102,8 +149,13 @@ class ClientCertificate(query.QueryResourceManager):
 
     def iam_resources(self):
         """``apigateway:GET`` on the certificate listing, and on the REST and WebSocket stage
-        listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``)."""
-        from .iam import apigateway_arn
+        listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``); with ``source:
+        config``, the Config query instead of the stage listings (no resource-level
+        permissions: ``*``)."""
+        from .iam import EVERYTHING, apigateway_arn
+        if self.source_type == "config":
+            return {"apigateway:GET": [apigateway_arn(p) for p in usage.CERTIFICATE_PATHS],
+                    config_source.permission(self.data): [EVERYTHING]}
         return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]}
 
     def get_arns(self, resources):

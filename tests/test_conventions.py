@@ -21,7 +21,7 @@ ALLOWED_PERMISSIONS = re.compile(
 
 def our_elements():
     """(registry name, class) of every resource, filter and action this package registers."""
-    load_resources(("aws.apigw-client-certificate", "aws.rest-stage"))
+    load_resources(("aws.apigw-client-certificate", "aws.rest-stage", "aws.apigwv2-stage"))
     from c7n.provider import resources
     found = []
     for rtype, rclass in resources("aws").items():
@@ -41,7 +41,7 @@ IDS = [name for name, _ in ELEMENTS]
 def test_elements_found():
     assert "aws.apigw-client-certificate" in IDS
     assert {"aws.apigw-client-certificate.expiring", "aws.apigw-client-certificate.in-use",
-            "aws.rest-stage.expiring"} <= set(IDS)
+            "aws.rest-stage.expiring", "aws.apigwv2-stage.expiring"} <= set(IDS)
 
 
 def example_policies(element):
@@ -108,5 +108,6 @@ def test_policy_files_validate(path):
     data = yaml.safe_load(path.read_text())
     assert validate(data, generate()) == []
     for p in data["policies"]:
-        assert p["resource"] == c7n_apigw_certs.RESOURCE_TYPE or p["resource"] == "aws.rest-stage"
+        assert p["resource"] in (c7n_apigw_certs.RESOURCE_TYPE, "aws.rest-stage",
+                                 "aws.apigwv2-stage")
         Policy(p, Config.empty(region="us-east-1", account_id="123456789012")).validate()

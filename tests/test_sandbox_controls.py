@@ -223,12 +223,13 @@ def test_faults_that_cannot_be_armed_are_refused(sandbox, operation, fault):
 
 @pytest.mark.parametrize("switch", [{"deploy_interval": -1}, {"deploy_interval": "5"},
                                     {"needs_deployment": "yes"}, {"quota": -3},
-                                    {"delete_in_use": "maybe"}, {"nope": 1}])
+                                    {"delete_in_use": "maybe"}, {"nope": 1},
+                                    {"config_delay": -1}])
 def test_switches_refuse_bad_values(sandbox, switch):
     with pytest.raises(SandboxError, match="400"):
         sandbox.switches(**switch)
     assert sandbox.switches() == {"delete_in_use": "allow", "needs_deployment": False,
-                                  "quota": 60, "deploy_interval": 5.0}
+                                  "quota": 60, "deploy_interval": 5.0, "config_delay": 0.0}
 
 
 def test_counters_are_per_operation_and_resettable(sandbox):

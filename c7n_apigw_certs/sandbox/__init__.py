@@ -16,21 +16,25 @@ stage presents), ``cloudformation.py`` (stacks that own REST and WebSocket APIs,
 certificates, tagged as CloudFormation tags them), ``tags.py`` (API Gateway's tag rules),
 ``ssm.py`` (Parameter Store's value sizes per tier), ``events.py`` (a failed PutEvents
 entry; IAM for EventBridge and SQS), ``securityhub.py`` (findings as a provider meets them),
-``iam.py`` (assumed roles held to their policies), ``gate.py`` (the order in which IAM, the
-throttle, the deployment rate and faults apply), ``controls.py`` (clock, throttle, deployment
-rate, faults, counters, switches), ``server.py`` (the HTTP endpoints of the controls).
+``config.py`` (AWS Config: stages recorded with a delay, advanced queries, evaluations of
+custom rules), ``iam.py`` (assumed roles held to their policies), ``gate.py`` (the order in
+which IAM, the throttle, the deployment rate and faults apply), ``controls.py`` (clock,
+throttle, deployment rate, faults, counters, switches), ``server.py`` (the HTTP endpoints of
+the controls).
 """
 from .controls import CONTROLS  # noqa: F401
 
 
 def install():
     """Extend moto in this process: the certificate API, the stage fields, CloudFormation for
-    them, SSM's value sizes, EventBridge's entries, Security Hub's findings, the gate (IAM,
-    throttle, deployment rate, faults, counters)."""
-    from . import apigateway, cloudformation, events, gate, iam, securityhub, ssm
+    them, SSM's value sizes, EventBridge's entries, Security Hub's findings, AWS Config's
+    recording, queries and evaluations, the gate (IAM, throttle, deployment rate, faults,
+    counters)."""
+    from . import apigateway, cloudformation, config, events, gate, iam, securityhub, ssm
     apigateway.install()
     events.install()
     cloudformation.install()
+    config.install()
     ssm.install()
     securityhub.install()
     iam.install()

@@ -249,6 +249,9 @@ class Switches:
     - ``deploy_interval``: seconds between two accepted ``CreateDeployment`` calls of an
       account, REST or WebSocket (fact 24: 5, as AWS, the default); 0 turns the limit off.
       Past it, ``TooManyRequestsException`` (429). See ``DeployRate``.
+    - ``config_delay``: seconds, on the sandbox clock, between a change and the moment AWS
+      Config records it and answers it in queries (fact 26: Config records asynchronously);
+      0 by default. See ``config.py``.
     """
 
     def __init__(self):
@@ -259,11 +262,12 @@ class Switches:
         self.needs_deployment = False
         self.quota = DEFAULT_QUOTA
         self.deploy_interval = DEFAULT_DEPLOY_INTERVAL
+        self.config_delay = 0.0
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
                 "needs_deployment": self.needs_deployment, "quota": self.quota,
-                "deploy_interval": self.deploy_interval}
+                "deploy_interval": self.deploy_interval, "config_delay": self.config_delay}
 
     def update(self, values):
         checked = {}
@@ -283,9 +287,9 @@ class Switches:
         if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
                                or value < 0):
             raise ValueError("quota: a whole number >= 0, not %r" % (value,))
-        if key == "deploy_interval":
+        if key in ("deploy_interval", "config_delay"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError("deploy_interval: seconds >= 0, not %r" % (value,))
+                raise ValueError("%s: seconds >= 0, not %r" % (key, value))
             value = float(value)
         return value
 

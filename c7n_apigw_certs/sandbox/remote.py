@@ -127,5 +127,12 @@ class SandboxClient:
         return self._call("GET", "presented", query={
             "account": account, "region": region, "api": api, "stage": stage})
 
+    def config_event(self, rule, message_type="ScheduledNotification", account="123456789012",
+                     region="us-east-1", **resource):
+        """The event AWS Config sends a custom rule's function (``resource_type`` and
+        ``resource_id`` for a ``ConfigurationItemChangeNotification``)."""
+        return self._call("POST", "config-event", dict(
+            rule=rule, message_type=message_type, account=account, region=region, **resource))
+
     def reset(self):
         return self._call("POST", "reset")

@@ -27,6 +27,9 @@ Control endpoints (JSON in, JSON out):
                                        CloudFormation does); answers ``{"arn", "tags"}``
 ``GET  /_sandbox/presented``           ``?account=&region=&api=&stage=``: what a REST or
                                        WebSocket stage is configured with and presents
+``POST /_sandbox/config-event``        ``{"account", "region", "rule", "message_type",
+                                       "resource_type", "resource_id"}``: the event AWS Config
+                                       sends a custom rule's function (see ``config.py``)
 ``POST /_sandbox/reset``               every control and all of moto's state back to new
 =====================================  =============================================================
 
@@ -51,6 +54,7 @@ from werkzeug.wrappers import Response
 from moto.core.exceptions import JsonRESTError
 from moto.core.request import Request
 
+from . import config
 from .apigateway import create_certificate
 from .controls import CONTROLS
 from .gate import ConnectionReset, gate
@@ -143,6 +147,8 @@ def _control(method, name, body, query):
         return seed_tags(body)
     if name == "presented":
         return presented(query)
+    if name == "config-event" and method == "POST":
+        return config.rule_event(**body)
     if name == "reset" and method == "POST":
         CONTROLS.reset()
         moto_api_backend.reset()

@@ -1,0 +1,199 @@
+"""AWS Config as the compliance sink: the shipped config-poll-rule and config-rule policies run
+as their Lambda functions would, in this process through the plugin's handler (the plugin
+initialized, then ``c7n.handler.dispatch_event``) with ``config.json`` written as c7n's archive
+writes it, on the events that AWS Config sends (built by the sandbox from what it recorded);
+the evaluations are read back from the sandbox's Config. Also ``expiring`` on c7n's
+aws.apigwv2-stage, in pull mode."""
+import json
+import pathlib
+
+import pytest
+import yaml
+
+import c7n_apigw_certs
+from conftest import ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, \
+    make_websocket_stage
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shipped(name, index=0):
+    return yaml.safe_load((ROOT / "policies" / name).read_text())["policies"][index]
+
+
+def rule_name(policy):
+    return "custodian-" + policy["name"]  # c7n's function and rule name (c7n/mu.py)
+
+
+def config_event(sandbox, policy, message_type="ScheduledNotification", **resource):
+    return sandbox.config_event(rule_name(policy), message_type, ACCOUNT, REGION, **resource)
+
+
+def invoke(policy, event, tmp_path, monkeypatch):
+    """What the function does on an event. The policy is validated as ``custodian run`` does
+    before deploying (the plugin completes the mode's handler and package), its data written
+    to ``config.json`` as c7n's archive writes it (c7n/mu.py ``PolicyLambda.get_archive``; the
+    execution options of a plain ``custodian run`` are empty), and the event handed to the
+    handler the mode names: the plugin's, which initializes it and calls c7n's
+    ``dispatch_event``, reading ``config.json`` from the working directory."""
+    from c7n.config import Config
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+    c7n_apigw_certs.initialize()
+    load_resources((policy["resource"],))
+    validated = Policy(json.loads(json.dumps(policy)),
+                       Config.empty(region=REGION, account_id=ACCOUNT))
+    validated.validate()
+    assert validated.data["mode"]["handler"] == "c7n_apigw_certs.handler.run"
+    function = tmp_path / "function"
+    function.mkdir(exist_ok=True)
+    (function / "config.json").write_text(json.dumps(
+        {"execution-options": {}, "policies": [validated.data]}, indent=2))
+    monkeypatch.chdir(function)
+    from c7n import handler as c7n_handler
+    monkeypatch.setattr(c7n_handler, "policy_config", None)  # a cold start: config.json is read
+    monkeypatch.setattr(c7n_handler, "policy_data", None)
+    original = c7n_handler.init_config
+
+    def init_config(data):  # the function's /tmp is this test's (c7n sets output_dir /tmp)
+        options = original(data)
+        options["output_dir"] = str(tmp_path / "function-tmp")
+        return options
+    monkeypatch.setattr(c7n_handler, "init_config", init_config)
+    from c7n_apigw_certs.handler import run
+    return run(event, None)
+
+
+def evaluations(policy):
+    pages = client("config").get_paginator("get_compliance_details_by_config_rule").paginate(
+        ConfigRuleName=rule_name(policy))
+    return {(e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceType"],
+             e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"]):
+            e["ComplianceType"] for p in pages for e in p["EvaluationResults"]}
+
+
+CERT = "AWS::ApiGateway::ClientCertificate"
+
+
+def test_poll_rule_posts_one_evaluation_per_certificate(sandbox, tmp_path, monkeypatch):
+    policy = shipped("config-poll-rule.yml")
+    expiring = make_cert(sandbox, 10, description="expiring")
+    make_rest_stage(expiring, "orders", "prod")
+    expired = make_cert(sandbox, -3, description="expired")
+    healthy = make_cert(sandbox, 200, description="healthy")
+    make_websocket_stage(healthy)
+    sandbox.reset_counters()
+    invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
+    assert evaluations(policy) == {(CERT, expiring): "NON_COMPLIANT",
+                                   (CERT, expired): "NON_COMPLIANT",
+                                   (CERT, healthy): "COMPLIANT"}
+    calls = {row["operation"] for row in sandbox.counters() if row["service"] == "apigateway"}
+    assert calls == {"GetClientCertificates"}  # stages from Config: no GetStages
+
+    # A day later the expired one is gone and the healthy one is no better: the gone one is
+    # NOT_APPLICABLE (c7n reads the rule's evaluations back), the others stay as they were.
+    client("apigateway").delete_client_certificate(clientCertificateId=expired)
+    sandbox.advance(days=1)
+    invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
+    assert evaluations(policy) == {(CERT, expiring): "NON_COMPLIANT",
+                                   (CERT, expired): "NOT_APPLICABLE",
+                                   (CERT, healthy): "COMPLIANT"}
+
+
+def test_poll_rule_turns_compliant_once_rotated(sandbox, tmp_path, monkeypatch):
+    policy = shipped("config-poll-rule.yml")
+    cert = make_cert(sandbox, 10)
+    invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
+    assert evaluations(policy) == {(CERT, cert): "NON_COMPLIANT"}
+    successor = make_cert(sandbox, 365)
+    client("apigateway").delete_client_certificate(clientCertificateId=cert)
+    sandbox.advance(days=1)
+    invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
+    assert evaluations(policy) == {(CERT, cert): "NOT_APPLICABLE",
+                                   (CERT, successor): "COMPLIANT"}
+
+
+@pytest.mark.parametrize("protocol", ["REST", "WEBSOCKET"])
+def test_change_rule_evaluates_the_stage_that_changed(sandbox, tmp_path, monkeypatch, protocol):
+    index, resource_type = {"REST": (0, "AWS::ApiGateway::Stage"),
+                            "WEBSOCKET": (1, "AWS::ApiGatewayV2::Stage")}[protocol]
+    policy = shipped("config-rule.yml", index)
+    expiring, healthy = make_cert(sandbox, 10), make_cert(sandbox, 200)
+    stages = {}
+    for name, cert_id in (("soon", expiring), ("fine", healthy), ("none", None)):
+        if protocol == "REST":
+            api = client("apigateway").create_rest_api(name=name)["id"]
+            make_rest_stage(cert_id or healthy, name, "prod", api_id=api)
+            if not cert_id:  # cleared as terraform clears it (fact 8)
+                client("apigateway").update_stage(restApiId=api, stageName="prod", patchOperations=[
+                    {"op": "replace", "path": "/clientCertificateId", "value": ""}])
+            stages[name] = "arn:aws:apigateway:%s::/restapis/%s/stages/prod" % (REGION, api)
+        else:
+            v2 = client("apigatewayv2")
+            api = v2.create_api(Name=name, ProtocolType="WEBSOCKET",
+                                RouteSelectionExpression="$request.body.action")["ApiId"]
+            kw = {"ClientCertificateId": cert_id} if cert_id else {}
+            v2.create_stage(ApiId=api, StageName="live", **kw)
+            stages[name] = "arn:aws:apigateway:%s::/apis/%s/stages/live" % (REGION, api)
+    for arn in stages.values():
+        event = config_event(sandbox, policy, "ConfigurationItemChangeNotification",
+                             resource_type=resource_type, resource_id=arn)
+        invoke(policy, event, tmp_path, monkeypatch)
+    assert evaluations(policy) == {(resource_type, stages["soon"]): "NON_COMPLIANT",
+                                   (resource_type, stages["fine"]): "COMPLIANT",
+                                   (resource_type, stages["none"]): "COMPLIANT"}
+
+
+def test_change_rule_sees_what_config_recorded(sandbox, tmp_path, monkeypatch):
+    """The rule judges the configuration item Config sent: a stage switched to a healthy
+    certificate is COMPLIANT once Config has recorded the switch, not before."""
+    policy = shipped("config-rule.yml")
+    expiring, healthy = make_cert(sandbox, 10), make_cert(sandbox, 200)
+    api = make_rest_stage(expiring, "orders", "prod")
+    arn = "arn:aws:apigateway:%s::/restapis/%s/stages/prod" % (REGION, api)
+    sandbox.switches(config_delay=600)
+    client("apigateway").update_stage(restApiId=api, stageName="prod", patchOperations=[
+        {"op": "replace", "path": "/clientCertificateId", "value": healthy}])
+    change = dict(resource_type="AWS::ApiGateway::Stage", resource_id=arn)
+    invoke(policy, config_event(sandbox, policy, "ConfigurationItemChangeNotification",
+                                **change), tmp_path, monkeypatch)
+    assert set(evaluations(policy).values()) == {"NON_COMPLIANT"}
+    sandbox.advance(seconds=601)
+    invoke(policy, config_event(sandbox, policy, "ConfigurationItemChangeNotification",
+                                **change), tmp_path, monkeypatch)
+    assert set(evaluations(policy).values()) == {"COMPLIANT"}
+
+
+def test_websocket_stage_expiring_in_pull_mode(sandbox, tmp_path):
+    expiring, healthy = make_cert(sandbox, 5), make_cert(sandbox, 200)
+    soon = make_websocket_stage(expiring, "soon", "live")
+    make_websocket_stage(healthy, "fine", "live")
+    client("apigatewayv2").create_api(Name="http", ProtocolType="HTTP")
+    found, _ = custodian_run(sandbox, tmp_path, {
+        "name": "ws-expiring", "resource": "aws.apigwv2-stage",
+        "filters": [{"type": "expiring", "days": 14}]})
+    (stage,) = found[REGION]
+    assert stage["c7n:parent-id"] == soon and stage["StageName"] == "live"
+    assert stage["c7n:client-certificate"]["clientCertificateId"] == expiring
+    assert stage["c7n:client-certificate"]["c7n:days-left"] == 5
+
+
+@pytest.mark.parametrize("policy,words", [
+    ({"name": "p", "resource": "aws.apigw-client-certificate",
+      "mode": {"type": "config-rule"}}, "AWS Config does not support"),
+    ({"name": "p", "resource": "aws.rest-stage",
+      "mode": {"type": "config-poll-rule", "schedule": "One_Hour"}},
+     "should use mode: config-rule"),
+    ({"name": "p", "resource": "aws.apigw-client-certificate",
+      "mode": {"type": "config-poll-rule"}}, "schedule required"),
+], ids=["certificates-are-not-recorded", "stages-are-recorded", "poll-needs-schedule"])
+def test_c7n_refuses_the_wrong_rule_kind(policy, words):
+    """Certificates take a periodic rule, stages a change-triggered one (c7n's checks, fact 86)."""
+    from c7n.config import Config
+    from c7n.exceptions import PolicyValidationError
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+    c7n_apigw_certs.initialize()
+    load_resources((policy["resource"],))
+    with pytest.raises(PolicyValidationError, match=words):
+        Policy(policy, Config.empty(region=REGION, account_id=ACCOUNT)).validate()
