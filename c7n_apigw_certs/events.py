@@ -16,7 +16,7 @@ import json
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
-from c7n.utils import chunks, local_session, type_schema
+from c7n.utils import local_session, type_schema
 from dateutil.tz import tzutc
 
 from .filters import DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry
@@ -30,6 +30,13 @@ RESERVED_SOURCE = "aws."  # "The aws. value prefix is service-reserved" (fact 67
 # PutEvents takes 1 to 10 entries a request (API reference, PutEvents; botocore's model:
 # PutEventsRequestEntryList max 10): fact 68.
 MAX_ENTRIES = 10
+# "The total entry size must be less than 256KB" a request, each entry counted as Time 14
+# bytes plus the UTF-8 bytes of Source, DetailType, Detail and each Resources entry (user
+# guide, "Calculating PutEvents event entry size"; fact 68).
+MAX_REQUEST_SIZE = 256 * 1024 - 1
+# Stages listed in one event's detail (a few hundred bytes each, keeping an entry far under
+# the limit); the rest are counted in StageCount, with StagesTruncated true.
+MAX_STAGES = 100
 # Per-entry codes that the API reference calls retryable (PutEventsResultEntry, fact 68):
 # such entries are sent once more in a later request of the same run.
 RETRYABLE = {"InternalFailure", "ThrottlingException"}
@@ -60,15 +67,16 @@ class PostExpiryEvent(BaseAction):
     ``ClientCertificateArn``, ``Description``, ``DaysToExpiry`` (ACM's name: whole days,
     rounded up, negative once expired), ``Expired``, ``ExpiresAt`` (the earlier of
     ``expirationDate`` and the PEM's notAfter, ISO-8601) and ``ExpirySource``, ``Stages`` (each
-    with ``Protocol`` ``REST``/``WEBSOCKET``, ``ApiId``, ``ApiName``, ``StageName``, ``Owner``),
+    with ``Protocol`` ``REST``/``WEBSOCKET``, ``ApiId``, ``ApiName``, ``StageName``, ``Owner``;
+    the first 100), ``StageCount`` and ``StagesTruncated``,
     ``Owner`` (the template that owns the certificate, or null), ``Region`` and ``Account``.
 
-    Events go 10 to a request (PutEvents' limit). An entry that EventBridge refuses
-    (``FailedEntryCount``; the entry's ``ErrorCode``) is logged against its certificate while
-    the others are sent; ``InternalFailure`` and ``ThrottlingException``, which AWS calls
-    retryable, are sent once more. A request that fails as a whole fails its certificates
-    alike. Then the run fails with ``PolicyExecutionError`` naming every certificate without an
-    event. Under ``--dryrun`` nothing is sent.
+    Events go at most 10 and under 256 KB to a request (PutEvents' limits). An entry that
+    EventBridge refuses (``FailedEntryCount``; the entry's ``ErrorCode``) is logged against its
+    certificate while the others are sent; ``InternalFailure`` and ``ThrottlingException``,
+    which AWS calls retryable, are sent once more. A request that fails as a whole fails its
+    certificates alike. Then the run fails with ``PolicyExecutionError`` naming every
+    certificate without an event. Under ``--dryrun`` nothing is sent.
 
     :example:
 
@@ -118,7 +126,7 @@ class PostExpiryEvent(BaseAction):
         failed = {}  # certificate id: error
         for attempt in (1, 2):
             retry = []
-            for batch in chunks(entries, MAX_ENTRIES):
+            for batch in batches(entries):
                 for (cert, entry), error, retryable in self.send(client, batch):
                     if retryable and attempt == 1:
                         retry.append((cert, entry))
@@ -173,7 +181,9 @@ class PostExpiryEvent(BaseAction):
             "Expired": cert[EXPIRED],
             "ExpiresAt": cert[EXPIRES],
             "ExpirySource": cert[EXPIRY_SOURCE],
-            "Stages": [stage_detail(s) for s in cert.get(STAGES, ())],
+            "Stages": [stage_detail(s) for s in (cert.get(STAGES) or ())[:MAX_STAGES]],
+            "StageCount": len(cert.get(STAGES) or ()),
+            "StagesTruncated": len(cert.get(STAGES) or ()) > MAX_STAGES,
             "Owner": cert.get("c7n:owner"),
             "Region": region,
             "Account": account,
@@ -182,3 +192,27 @@ class PostExpiryEvent(BaseAction):
                 "DetailType": self.data.get("detail-type", DEFAULT_DETAIL_TYPE),
                 "Detail": json.dumps(detail), "Resources": [arn],
                 "EventBusName": self.data.get("event-bus", DEFAULT_BUS)}
+
+
+def entry_size(entry):
+    """An entry's size as EventBridge counts it (``MAX_REQUEST_SIZE``)."""
+    size = 14 if entry.get("Time") else 0
+    for key in ("Source", "DetailType", "Detail"):
+        size += len(entry.get(key, "").encode("utf-8"))
+    return size + sum(len(r.encode("utf-8")) for r in entry.get("Resources", ()))
+
+
+def batches(entries):
+    """[(cert, entry)] in requests of at most ``MAX_ENTRIES`` entries and ``MAX_REQUEST_SIZE``
+    bytes. An entry too large alone is still sent alone: EventBridge's refusal then stays with
+    its certificate."""
+    batch, size = [], 0
+    for item in entries:
+        grows = entry_size(item[1])
+        if batch and (len(batch) == MAX_ENTRIES or size + grows > MAX_REQUEST_SIZE):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += grows
+    if batch:
+        yield batch

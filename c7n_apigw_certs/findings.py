@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from c7n.exceptions import PolicyExecutionError
 from c7n.resources.securityhub import PostFinding
 from c7n.utils import chunks, dumps, get_partition, local_session
+from dateutil.parser import parse as parse_date
 from dateutil.tz import tzutc
 
 from .filters import DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry
@@ -34,7 +35,7 @@ HIGH_WITHIN_DAYS = 7
 MAX_BATCH = 100
 # GetFindings returns at most 100 a page (fact 64).
 PAGE = 100
-# Security Hub keeps a value of Details.Other to 1024 characters (c7n: SECHUB_VALUE_SIZE_LIMIT);
+# Security Hub keeps a value of Details.Other under 1024 characters (c7n: SECHUB_VALUE_SIZE_LIMIT);
 # one key a stage, up to MAX_STAGE_KEYS of them, keeps each short.
 VALUE_LIMIT = 1024
 MAX_STAGE_KEYS = 40
@@ -50,6 +51,18 @@ IMPORTED_KEYS = (
     "SchemaVersion", "Id", "ProductArn", "GeneratorId", "AwsAccountId", "Types", "CreatedAt",
     "Severity", "Title", "Description", "Resources", "ProductFields", "Remediation",
     "FindingProviderFields", "Compliance")
+
+
+def after(finding, now):
+    """``now``, or just after the finding's own ``UpdatedAt`` if that is not earlier: Security
+    Hub ignores an update that is not later than the finding (fact 61), and a clock behind
+    another run's must not turn an update into a silent no-op."""
+    if not finding.get("UpdatedAt"):
+        return now
+    previous = parse_date(finding["UpdatedAt"])
+    if previous.tzinfo is None:
+        previous = previous.replace(tzinfo=tzutc())
+    return max(now, previous + datetime.timedelta(milliseconds=1))
 
 
 def severity_of(cert):
@@ -131,10 +144,15 @@ class ClientCertificateFinding(PostFinding):
         for cert in resources:
             annotate_expiry(cert, now)
             finding_id = self.finding_id(cert["clientCertificateId"])
-            created = (active or {}).get(finding_id, {}).get("CreatedAt", now.isoformat())
-            findings.append(self.get_finding([cert], finding_id, created, now.isoformat()))
+            known = (active or {}).get(finding_id, {})
+            created = known.get("CreatedAt", now.isoformat())
+            findings.append(self.get_finding([cert], finding_id, created,
+                                             after(known, now).isoformat()))
             certs[finding_id] = "client-certificate:%s" % cert["clientCertificateId"]
-        stale = [] if active is None else [
+        # Only a pull-mode run (pull, periodic, config-poll-rule) hands the action every
+        # certificate that matched; an event mode hands it the event's, and the others'
+        # findings are not stale.
+        stale = [] if active is None or not self.whole_match() else [
             self.archived(f, now) for fid, f in sorted(active.items()) if fid not in certs]
         for finding in stale:
             certs[finding["Id"]] = "client-certificate:%s (archived)" % (
@@ -156,10 +174,23 @@ class ClientCertificateFinding(PostFinding):
                 len(failures), "; ".join(failures)))
         return None
 
+    def whole_match(self):
+        """Whether ``process`` is given every certificate the policy matched (pull modes)."""
+        from c7n.policy import PullMode
+        return isinstance(self.manager.ctx.policy.get_execution_mode(), PullMode)
+
     def on_no_match(self):
         """The policy matched nothing (called by the resource's manager, as c7n would not call
-        ``process``): every ACTIVE finding of the policy in the region is archived."""
-        self.process([])
+        ``process``): every ACTIVE finding of the policy in the region is archived. A failure
+        is a warning here: stock c7n makes no call when nothing matches, and a region whose
+        Security Hub is not enabled must not fail every run that finds nothing."""
+        if not self.whole_match():
+            return
+        try:
+            self.process([])
+        except PolicyExecutionError as e:
+            self.log.warning("post-finding: nothing matched, and the policy's earlier findings "
+                             "could not all be archived: %s", e)
 
     # -- what is sent ------------------------------------------------------------------------
     def hub_region(self):
@@ -213,7 +244,7 @@ class ClientCertificateFinding(PostFinding):
             "Region": self.manager.config.region,
             "Partition": get_partition(self.manager.config.region),
             "Details": {self.resource_type: {
-                k: v[:VALUE_LIMIT] for k, v in details.items() if v != ""}},
+                k: v[:VALUE_LIMIT - 1] for k, v in details.items() if v != ""}},
         }
         tags = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
         if tags:
@@ -222,9 +253,15 @@ class ClientCertificateFinding(PostFinding):
 
     @staticmethod
     def archived(finding, now):
-        """The finding as this provider imports it again, archived."""
+        """The finding as this provider imports it again, archived. ``ProductFields`` that
+        Security Hub adds itself (``aws/...``) are not sent back; ``UpdatedAt`` is later than
+        the finding's own, since Security Hub ignores an update that is not (fact 61): a clock
+        behind another run's must not turn the archive into a silent no-op (``after``)."""
         update = {k: finding[k] for k in IMPORTED_KEYS if k in finding}
-        update.update(UpdatedAt=now.isoformat(), RecordState="ARCHIVED")
+        if "ProductFields" in update:
+            update["ProductFields"] = {k: v for k, v in update["ProductFields"].items()
+                                       if not k.startswith("aws/")}
+        update.update(UpdatedAt=after(finding, now).isoformat(), RecordState="ARCHIVED")
         return update
 
     # -- calls -------------------------------------------------------------------------------

@@ -114,6 +114,7 @@ def test_the_shipped_policy_one_event_per_certificate(sandbox, tmp_path):
         "ClientCertificateId": near, "ClientCertificateArn": certificate_arn(REGION, near),
         "Description": "shared-backend", "DaysToExpiry": 5, "Expired": False,
         "ExpiresAt": (AT + 5 * DAY).isoformat(), "ExpirySource": "expirationDate",
+        "StageCount": 2, "StagesTruncated": False,
         "Owner": None, "Region": REGION, "Account": ACCOUNT}
     assert stages == [
         {"Protocol": "REST", "ApiId": orders, "ApiName": "orders-api", "StageName": "staging",
@@ -140,6 +141,37 @@ def test_ten_entries_a_request(sandbox, tmp_path):
     run_frozen(sandbox, tmp_path, event_policy())
     assert set(delivered(queue)) == certs
     assert events_calls(sandbox) == {"PutEvents": math.ceil(count / MAX_ENTRIES)}
+
+
+def test_requests_stay_under_256_kb_and_a_detail_lists_100_stages():
+    """Certificates with many stages: requests packed by EventBridge's entry size, each under
+    256 KB; a detail lists the first 100 stages and counts them all."""
+    from c7n_apigw_certs.events import (
+        MAX_REQUEST_SIZE, MAX_STAGES, PostExpiryEvent, batches, entry_size)
+    load_resources(("aws.apigw-client-certificate",))
+    policy = Policy({"name": "p", "resource": "aws.apigw-client-certificate",
+                     "actions": [{"type": "post-expiry-event"}]},
+                    Config.empty(region=REGION, account_id=ACCOUNT))
+    (action,) = policy.resource_manager.actions
+    assert isinstance(action, PostExpiryEvent)
+    stage = {"protocol": "REST", "apiId": "a1b2c3d4e5", "stageName": "prod-" + "x" * 100,
+             "apiName": "api-" + "y" * 100, "owner": {"type": "cloudformation",
+                                                      "stack": "s" * 100}}
+    certs = [{"clientCertificateId": "c%05d" % n, "expirationDate": AT + 5 * DAY,
+              "c7n:stages": [dict(stage, apiId="a%09d" % i) for i in range(n * 30)]}
+             for n in range(1, 11)]
+    entries = [(c, action.entry(c, REGION, ACCOUNT, AT)) for c in certs]
+    sent = list(batches(entries))
+    assert [c["clientCertificateId"] for b in sent for c, _ in b] == [
+        c["clientCertificateId"] for c in certs]  # every one, in order
+    assert len(sent) > 1 and all(len(b) <= MAX_ENTRIES for b in sent)
+    assert all(sum(entry_size(e) for _, e in b) <= MAX_REQUEST_SIZE for b in sent)
+    last = json.loads(entries[-1][1]["Detail"])
+    assert len(last["Stages"]) == MAX_STAGES and last["StageCount"] == 300
+    assert last["StagesTruncated"] is True
+    first = json.loads(entries[0][1]["Detail"])
+    assert len(first["Stages"]) == first["StageCount"] == 30
+    assert first["StagesTruncated"] is False
 
 
 def test_source_detail_type_and_bus_from_the_policy(sandbox, tmp_path):

@@ -241,6 +241,55 @@ def json_policy():
 
 
 # -- failures, dry runs ------------------------------------------------------------------
+def test_an_event_mode_archives_nothing_it_was_not_given(sandbox, tmp_path, estate):
+    """An event mode (cloudtrail, hub-action) hands the action only the event's certificates:
+    the others' findings stay ACTIVE, the given one is updated."""
+    run_at(sandbox, tmp_path)
+    assert len(findings(RecordState="ACTIVE")) == 3
+    load_resources(("aws.apigw-client-certificate",))
+    data = dict(json_policy(), mode={
+        "type": "cloudtrail", "role": "arn:aws:iam::%s:role/custodian" % ACCOUNT,
+        "events": [{"source": "apigateway.amazonaws.com", "event": "UpdateStage",
+                    "ids": "requestParameters.restApiId"}]})
+    policy = Policy(data, Config.empty(region=REGION, account_id=ACCOUNT,
+                                       output_dir=str(tmp_path / "event")))
+    (action,) = policy.resource_manager.actions
+    (cert,) = [c for c in client("apigateway").get_client_certificates()["items"]
+               if c["clientCertificateId"] == estate["d3"]]
+    cert.update({"c7n:stages": []})
+    sandbox.set_now((AT + DAY).isoformat(), tick=False)
+    with policy.ctx:
+        action.process([cert])
+    assert findings(RecordState="ARCHIVED") == {}
+    assert set(findings(RecordState="ACTIVE")) == {estate["expired"], estate["d3"],
+                                                   estate["d20"]}
+    policy.resource_manager.actions[0].on_no_match()  # not a pull mode: nothing either
+    assert findings(RecordState="ARCHIVED") == {}
+
+
+def test_nothing_matching_and_an_unreadable_hub_is_a_warning(sandbox, tmp_path):
+    """Stock c7n makes no call when nothing matches: a region whose Security Hub is not
+    enabled must not fail every run that finds nothing."""
+    sandbox.add_fault("GetFindings", service="securityhub", code="InvalidAccessException",
+                      message="not subscribed")
+    found, proc = run_at(sandbox, tmp_path)
+    assert found.get(REGION, []) == [] and proc.returncode == 0
+    assert "could not all be archived" in proc.stderr and "not subscribed" in proc.stderr
+    assert (tmp_path / "out" / POLICY / "resources.json").exists()
+
+
+def test_an_archive_is_later_than_the_finding_even_with_a_clock_behind(sandbox, tmp_path,
+                                                                       estate):
+    """A run whose clock is behind the finding's UpdatedAt (another run, a skewed machine)
+    still archives: Security Hub ignores an update that is not later."""
+    run_at(sandbox, tmp_path, days=2)
+    narrow = dict(json_policy(), filters=[{"type": "expiring", "days": 10}])
+    run_at(sandbox, tmp_path, narrow, days=1)  # a day behind the findings it updates
+    archived = findings(RecordState="ARCHIVED")
+    assert set(archived) == {estate["d20"]}
+    assert archived[estate["d20"]]["UpdatedAt"] > findings()[estate["expired"]]["CreatedAt"]
+
+
 def test_a_finding_refused_stays_with_its_certificate(sandbox, tmp_path, estate):
     """A fault on one certificate's finding (answered in FailedFindings, as AWS answers a
     finding it refuses): that certificate is logged, the others are imported, exit 2."""

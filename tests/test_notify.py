@@ -271,3 +271,28 @@ def test_the_pem_expiry_and_a_policy_without_the_expiring_filter(sandbox, tmp_pa
     assert 'Certificate %s "pem-early"' % cert in text
     assert "(put the expiring filter before notify for the days left)" in text
     assert "    - REST pem-api (" in text
+
+
+def test_missing_or_null_annotations_render_without_bad_advice():
+    """A message whose resources lack annotations (another plugin's policy, an older run):
+    a null c7n:days-left does not break the sort, and a certificate whose stages were not
+    listed is not called unused (that advice would delete a certificate in use)."""
+    resources = [
+        {"clientCertificateId": "nulls1", "c7n:days-left": None, "expirationDate": "2030-01-01"},
+        {"clientCertificateId": "nostg1", "c7n:days-left": 4, "c7n:expired": False,
+         "c7n:expires": "2030-01-05T00:00:00+00:00"},
+        {"clientCertificateId": "today1", "c7n:days-left": 0, "c7n:expired": True,
+         "c7n:expires": "2030-01-01T00:00:00+00:00", "c7n:stages": []},
+    ]
+    message = {"action": {"template": TEMPLATE, "template_format": "plain", "subject": "s",
+                          "to": ["platform-team@example.com"]},
+               "policy": {"name": "p", "resource": "aws.apigw-client-certificate"},
+               "account": "acct", "account_id": ACCOUNT, "region": REGION,
+               "execution_start": 0, "resources": resources}
+    _, _, text = render(message)
+    assert text.index("today1") < text.index("nostg1") < text.index("nulls1")
+    nulls, nostg, today = (text.split("Certificate %s" % i, 1)[1].split("Certificate", 1)[0]
+                           for i in ("nulls1", "nostg1", "today1"))
+    assert "put the expiring filter before notify" in nulls
+    assert "its stages were not listed" in nostg and "delete it" not in nostg
+    assert "EXPIRED today" in today and "no stage presents it" in today

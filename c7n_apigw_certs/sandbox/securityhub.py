@@ -4,7 +4,7 @@
 
 - ``BatchImportFindings`` refuses, finding by finding (``FailedFindings``, ``InvalidInput``), a
   finding without one of ASFF's required fields, and more than 100 findings a request (fact
-  61); an update whose ``UpdatedAt`` is earlier than the finding's is ignored (fact 61);
+  61); an update whose ``UpdatedAt`` is not later than the finding's is ignored (fact 61);
   ``Note``, ``UserDefinedFields``, ``VerificationState`` and ``Workflow`` of an existing finding
   are not changed by an import (fact 62); ``FindingProviderFields`` is filled from the
   top-level fields when a finding is created, and an update of it sets the top-level
@@ -133,8 +133,8 @@ def import_one(backend, data):
         backend.findings.append(Finding(data["Id"], finding))
         return
     old = existing.data
-    if _when(data["UpdatedAt"]) < _when(old["UpdatedAt"]):
-        return  # an update older than the finding is ignored
+    if _when(data["UpdatedAt"]) <= _when(old["UpdatedAt"]):
+        return  # an update not later than the finding is ignored (fact 61)
     update = {k: v for k, v in data.items() if k not in CUSTOMER_FIELDS}
     for key, value in (data.get("FindingProviderFields") or {}).items():
         if key in PROVIDER_FIELDS:
