@@ -180,17 +180,21 @@ def minimum_calls(estate, regions=1, source="describe"):
     HTTP APIs), one GetStages per WebSocket API (HTTP APIs cannot use certificates: fact 10).
     Nothing else: the stage listings already carry the tags that ``c7n:stages`` reports.
 
-    config: the certificate listing (expiry dates come only from API Gateway: fact 26) and the
-    stages from SelectResourceConfig, 100 a page (fact 91), REST and WebSocket stages in one
-    query. No API Gateway stage listing at all."""
+    config: the certificate listing (expiry dates come only from API Gateway: fact 26) and one
+    SelectResourceConfig query, 100 a page (fact 91), of the region's stages and APIs (REST and
+    v2; an API's item gives its name and its tags, which a stage's owner falls back to; a
+    query cannot join, nor select only what a certificate's stage needs). No API Gateway stage
+    listing at all."""
     if not estate.certificates:  # nothing to annotate: usage.py lists no stages
         return {("apigateway", "GetClientCertificates"): regions}
     need = {("apigateway", "GetClientCertificates"): regions * math.ceil(
         estate.certificates / PAGE)}
     if source == "config":
-        stages = estate.rest_stages + estate.websockets
+        # One stage a WebSocket and an HTTP API (their $default), and every API.
+        items = (estate.rest_stages + estate.rest_apis
+                 + 2 * (estate.websockets + estate.http_apis))
         need[("config", "SelectResourceConfig")] = regions * max(
-            1, math.ceil(stages / CONFIG_PAGE))
+            1, math.ceil(items / CONFIG_PAGE))
         return need
     need[("apigateway", "GetRestApis")] = regions * max(1, math.ceil(estate.rest_apis / PAGE))
     need[("apigateway", "GetStages")] = regions * estate.rest_apis

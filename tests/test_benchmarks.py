@@ -103,7 +103,7 @@ def test_minimum_calls_pages_and_sources():
     assert need[("apigateway", "GetStages")] == 2 * 1001
     config = audit.minimum_calls(big, source="config")
     assert config == {("apigateway", "GetClientCertificates"): 1,
-                      ("config", "SelectResourceConfig"): 17}  # 1601 stages, 100 a page
+                      ("config", "SelectResourceConfig"): 33}  # 1601 stages + 1601 APIs
     # No certificate to annotate: the plugin lists no stages (resource.py, augment).
     empty = audit.Estate(rest_apis=0, websockets=0, http_apis=3, certificates=0, unused=0)
     assert audit.minimum_calls(empty) == {("apigateway", "GetClientCertificates"): 1}
