@@ -4,9 +4,6 @@ once their certificate is rotated, failures kept to their certificate, --dryrun,
 import datetime
 import json
 import pathlib
-import shutil
-import subprocess
-import sys
 
 import pytest
 from c7n.config import Config
@@ -15,9 +12,8 @@ from c7n.policy import Policy
 from c7n.resources import load_resources
 from conftest import (
     ACCOUNT, REGION, api_calls, assume_role_allowed, client, make_rest_stage,
-    make_websocket_stage, read_output, write_policy)
-from test_audit_e2e import FROZEN
-from test_metrics import AT, cert_at
+    make_websocket_stage)
+from test_metrics import AT, cert_at, run_frozen
 from test_rotate_safety import SSM_NAME
 
 from c7n_apigw_certs import iam
@@ -69,18 +65,7 @@ def run_at(sandbox, tmp_path, policy=POLICY_FILE, days=0, regions=(REGION,), che
     ({region: resources}, the process)."""
     when = AT + days * DAY
     sandbox.set_now(when.isoformat(), tick=False)
-    out = tmp_path / "out"
-    shutil.rmtree(out, ignore_errors=True)
-    args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
-    for region in regions:
-        args += ["--region", region]
-    path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
-    proc = subprocess.run([sys.executable, "-c", FROZEN, when.isoformat(), "custodian"] + args
-                          + [path], env=sandbox.env, capture_output=True, text=True,
-                          timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-6000:]
-    return read_output(out, regions), proc
+    return run_frozen(sandbox, tmp_path, policy, regions, check, extra, at=when)
 
 
 # -- what a finding says -----------------------------------------------------------------

@@ -46,16 +46,16 @@ def sandbox(sandbox):
     return sandbox
 
 
-def run_frozen(control, tmp_path, policy, regions=(REGION,), check=True, extra=()):
-    """``custodian run`` with its clock frozen at AT, where the sandbox stands: the days to
-    expiry are exact to the second. Returns ({region: resources}, the process)."""
+def run_frozen(control, tmp_path, policy, regions=(REGION,), check=True, extra=(), at=AT):
+    """``custodian run`` with its clock frozen at ``at`` (AT), where the sandbox stands: the
+    days to expiry are exact to the second. Returns ({region: resources}, the process)."""
     out = tmp_path / "out"
     shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
     for region in regions:
         args += ["--region", region]
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
-    proc = subprocess.run([sys.executable, "-c", FROZEN, AT.isoformat(), "custodian"] + args
+    proc = subprocess.run([sys.executable, "-c", FROZEN, at.isoformat(), "custodian"] + args
                           + [path], env=control.env, capture_output=True, text=True,
                           timeout=300)
     if check:
