@@ -20,7 +20,7 @@ import json
 import logging
 import re
 
-from c7n.exceptions import PolicyValidationError
+from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import local_session
 
 from . import usage
@@ -34,14 +34,19 @@ V2_STAGE = "AWS::ApiGatewayV2::Stage"
 PAGE_SIZE = 100  # Config's largest page (fact 81)
 QUERY_KEYS = ("aggregator", "aggregator-region", "aggregator-role")
 SELECT = (
-    "SELECT resourceId, resourceName, resourceType, accountId, awsRegion, "
-    "configuration.id, configuration.name, configuration.apiId, "
+    "SELECT resourceId, resourceName, resourceType, accountId, awsRegion, arn, "
+    "configurationItemStatus, configuration.id, configuration.name, configuration.apiId, "
+    "configuration.protocolType, "
     "configuration.stageName, configuration.clientCertificateId, "
     "configuration.createdDate, configuration.lastUpdatedDate, "
     "configurationItemCaptureTime, tags, relationships "
     "WHERE resourceType IN ('%s', '%s', '%s', '%s')" % (REST_STAGE, V2_STAGE, REST_API, V2_API))
-# arn:aws:apigateway:{region}::/restapis/{id}/stages/{name} (fact 26)
+# arn:aws:apigateway:{region}::/restapis/{id}/stages/{name} (fact 26), and a v2 stage's
+# arn:aws:apigateway:{region}::/apis/{id}/stages/{name} (API Gateway's ARN format, fact 4)
 _REST_STAGE_ARN = re.compile(r"^arn:[^:]+:apigateway:[^:]*::/restapis/([^/]+)/stages/(.+)$")
+_V2_STAGE_ARN = re.compile(r"^arn:[^:]+:apigateway:[^:]*::/apis/([^/]+)/stages/(.+)$")
+# Items that describe no live resource (fact 88).
+GONE = ("ResourceDeleted", "ResourceDeletedNotRecorded", "ResourceNotRecorded")
 
 
 def options(policy_data):
@@ -80,11 +85,17 @@ def validate(policy_data, source_type):
             "policy:%s query: aggregator-role must be a role ARN, not %r" % (name, role))
 
 
-def permission(policy_data):
-    """The Config action this source calls."""
-    if options(policy_data).get("aggregator"):
-        return "config:SelectAggregateResourceConfig"
-    return "config:SelectResourceConfig"
+def iam_resources(policy_data):
+    """What the run's own role calls: the account's Config query (no resource-level
+    permissions: ``*``); the aggregator's, or, through ``aggregator-role``, only
+    ``sts:AssumeRole`` on that role, whose own policy must allow
+    ``config:SelectAggregateResourceConfig``."""
+    found = options(policy_data)
+    if found.get("aggregator-role"):
+        return {"sts:AssumeRole": [found["aggregator-role"]]}
+    if found.get("aggregator"):
+        return {"config:SelectAggregateResourceConfig": ["*"]}
+    return {"config:SelectResourceConfig": ["*"]}
 
 
 def expression(account_id=None, region=None):
@@ -98,6 +109,10 @@ def items(session_factory, region, account_id, opts):
     """Every stage and API item of the region (of the run's account, through an aggregator)."""
     session = local_session(session_factory)
     aggregator = opts.get("aggregator")
+    if aggregator and not account_id:  # unnarrowed, the organisation's every stage
+        raise PolicyExecutionError(
+            "source: config with aggregator %s: the run's account id is unknown (STS), so the "
+            "query cannot be narrowed to its account" % aggregator)
     if not aggregator:
         client = session.client("config", region_name=region)
         pages = usage.pages(client, "select_resource_config", Expression=expression(),
@@ -132,26 +147,53 @@ def stage_of(item):
     documents (facts 26, 80)."""
     configuration = item.get("configuration") or {}
     if item.get("resourceType") == REST_STAGE:
-        match = _REST_STAGE_ARN.match(item.get("resourceId") or "")
+        match = (_REST_STAGE_ARN.match(item.get("resourceId") or "")
+                 or _REST_STAGE_ARN.match(item.get("arn") or ""))
         if match:
             return usage.REST, match.group(1), configuration.get("stageName") or match.group(2)
         return None
     # A v2 stage's apiId: in its configuration by fact 26, not in the schema (fact 80), so
-    # else from its relationship to its API.
+    # else from its relationship to its API, else from its ARN.
     api_id = configuration.get("apiId") or next((
         r.get("resourceId") for r in item.get("relationships") or ()
         if isinstance(r, dict) and r.get("resourceType") == V2_API), None)
-    if api_id and configuration.get("stageName"):
-        return usage.WEBSOCKET, api_id, configuration["stageName"]
+    match = _V2_STAGE_ARN.match(item.get("arn") or "")
+    if not api_id and match:
+        api_id = match.group(1)
+    stage_name = configuration.get("stageName") or (match.group(2) if match else None)
+    if api_id and stage_name:
+        return usage.WEBSOCKET, api_id, stage_name
     return None
 
 
-def stages_by_certificate(session_factory, region, account_id, opts):
-    """({certificate id: [stage entries]}, the newest ``configurationItemCaptureTime`` read).
+def coverage(apis, stages):
+    """{protocol: why Config's view of its stages cannot be trusted}, empty when it can. A
+    recorder that leaves a type out answers nothing for it (fact 88): APIs of a protocol with
+    no stage item at all, or no API Gateway item at all, mean Config does not record them,
+    not that no stage uses a certificate."""
+    kinds = {item.get("resourceType") for item in stages}
+    if not apis and not stages:
+        reason = "AWS Config answered no API Gateway API or stage in this region"
+        return {usage.REST: reason, usage.WEBSOCKET: reason}
+    unknown = {}
+    if any(p == usage.REST for p, _ in apis) and REST_STAGE not in kinds:
+        unknown[usage.REST] = "AWS Config records REST APIs here but no REST stage"
+    if any(p == usage.WEBSOCKET for p, _ in apis) and V2_STAGE not in kinds:
+        unknown[usage.WEBSOCKET] = "AWS Config records WebSocket APIs here but no v2 stage"
+    return unknown
 
-    Each entry is ``usage.stage_entry``'s, plus ``captured``: when Config recorded that stage."""
+
+def stages_by_certificate(session_factory, region, account_id, opts):
+    """({certificate id: [stage entries]}, the newest ``configurationItemCaptureTime`` read,
+    ``coverage``'s {protocol: reason} of what Config does not show).
+
+    Each entry is ``usage.stage_entry``'s, plus ``captured``: when Config recorded that stage.
+    A stage item that names a certificate but not its API is still a use of the certificate
+    (its API id and name unknown): a certificate is never called unused for want of them."""
     apis, stages, newest = {}, [], None
     for item in items(session_factory, region, account_id, opts):
+        if item.get("configurationItemStatus") in GONE:
+            continue
         captured = item.get("configurationItemCaptureTime")
         if captured and (newest is None or captured > newest):
             newest = captured
@@ -160,6 +202,8 @@ def stages_by_certificate(session_factory, region, account_id, opts):
         if kind == REST_API:
             apis[(usage.REST, configuration.get("id") or item.get("resourceId"))] = item
         elif kind == V2_API:
+            if configuration.get("protocolType") not in (None, "WEBSOCKET"):
+                continue  # an HTTP API: its stages cannot have a certificate (fact 10)
             apis[(usage.WEBSOCKET, configuration.get("apiId") or item.get("resourceId"))] = item
         else:
             stages.append(item)
@@ -170,10 +214,13 @@ def stages_by_certificate(session_factory, region, account_id, opts):
             continue
         where = stage_of(item)
         if where is None:
-            log.warning("AWS Config item %s (%s) names client-certificate:%s but not its API "
-                        "and stage: skipped", item.get("resourceId"), item.get("resourceType"),
-                        cert_id)
-            continue
+            log.warning("AWS Config item %s (%s) names client-certificate:%s but not its API: "
+                        "counted as a use of it, API unknown", item.get("resourceId"),
+                        item.get("resourceType"), cert_id)
+            protocol = usage.REST if item.get("resourceType") == REST_STAGE else \
+                usage.WEBSOCKET
+            where = (protocol, "", (item.get("configuration") or {}).get("stageName")
+                     or item.get("resourceName") or item.get("resourceId") or "?")
         protocol, api_id, stage_name = where
         api = apis.get((protocol, api_id), {})
         api_name = (api.get("configuration") or {}).get("name") or api.get("resourceName", "")
@@ -184,4 +231,4 @@ def stages_by_certificate(session_factory, region, account_id, opts):
             configuration.get("createdDate"), configuration.get("lastUpdatedDate"))
         entry["captured"] = item.get("configurationItemCaptureTime")
         found.setdefault(cert_id, []).append(entry)
-    return found, newest
+    return found, newest, coverage(apis, stages)

@@ -253,8 +253,17 @@ class ClientCertificateInUse(Filter):
         return {"apigateway:GET": [apigateway_arn(p) for p in STAGE_PATHS]}
 
     def process(self, resources, event=None):
+        """A certificate whose stages are unknown (``c7n:stages`` null: ``source: config``
+        with a view Config does not complete) matches neither way: in use is not proven, and
+        unused even less."""
         state = self.data.get("state", True)
-        return [r for r in resources if bool(r.get(STAGES)) == state]
+        unknown = [r["clientCertificateId"] for r in resources if r.get(STAGES) is None]
+        if unknown:
+            self.log.warning("in-use: the stages of %s are unknown (see c7n:stages-source): "
+                             "matched neither way", ", ".join(
+                                 "client-certificate:%s" % i for i in unknown))
+        return [r for r in resources
+                if r.get(STAGES) is not None and bool(r[STAGES]) == state]
 
 
 @ClientCertificate.filter_registry.register("template-owned")

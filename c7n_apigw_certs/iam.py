@@ -30,7 +30,8 @@ action (with a warning): the document may be wider than needed, never narrower.
 The document has one statement per distinct list of resources; each statement's ``Sid`` is
 made of its actions (``ApiGatewayGet``, ``SsmGetParameterPutParameter``); statements, actions and
 resources are sorted, so the same policies always give the same document. It covers a run in
-pull mode, as c7n counts permissions (``Policy.get_permissions()``); what a Lambda mode needs to
+pull mode, as c7n counts permissions (``Policy.get_permissions()``), plus what a Config-rule
+mode's function calls to post its evaluations (``MODE_RESOURCES``); what a Lambda mode needs to
 be deployed is not in it. ``sts:GetCallerIdentity``, which ``custodian`` calls to learn the
 account, needs no permission (no policy can deny it), so it is not listed.
 
@@ -158,12 +159,25 @@ def merge(into, resources):
     return into
 
 
+# What the function of a Config-rule mode calls besides its policy's elements (c7n's
+# ConfigRuleMode and ConfigPollRuleMode, docs/aws-behaviour.md, facts 28 and 86): its
+# evaluations, and for a poll rule the earlier ones, to mark those now gone NOT_APPLICABLE.
+# Neither has a resource a source here settles: "*".
+MODE_RESOURCES = {
+    "config-rule": {"config:PutEvaluations": [EVERYTHING]},
+    "config-poll-rule": {"config:PutEvaluations": [EVERYTHING],
+                         "config:GetComplianceDetailsByConfigRule": [EVERYTHING]},
+}
+
+
 def policy_resources(policy):
-    """{action: {patterns}} for one c7n policy: its resource manager, filters and actions."""
+    """{action: {patterns}} for one c7n policy: its resource manager, filters and actions,
+    and what its mode's function calls (``MODE_RESOURCES``)."""
     manager = policy.resource_manager
     found = {}
     for element in [manager] + list(manager.filters) + list(manager.actions):
         merge(found, element_resources(element))
+    merge(found, MODE_RESOURCES.get((policy.data.get("mode") or {}).get("type"), {}))
     return found
 
 

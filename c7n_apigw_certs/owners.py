@@ -68,7 +68,7 @@ def annotate(cert, owner_tags=None):
     returns whether the certificate or any of its stages is owned."""
     cert["c7n:owner"] = owner(cert.get("tags"), owner_tags)
     owned = cert["c7n:owner"] is not None
-    for stage in cert.get("c7n:stages", ()):
+    for stage in cert.get("c7n:stages") or ():
         stage["owner"] = stage_owner(stage, owner_tags)
         owned = owned or stage["owner"] is not None
     return owned

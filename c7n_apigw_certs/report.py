@@ -79,7 +79,7 @@ def annotate(cert, expires, days_left, expired, stages, region=None):
     cert[EXPIRES] = expires.strftime("%Y-%m-%d %H:%M")
     cert[DAYS_LEFT] = days_left
     cert[EXPIRED] = expired
-    cert[STAGES] = stage_lines(stages or ())
+    cert[STAGES] = "unknown" if stages is None else stage_lines(stages)
     if region is not None:
         cert[REGION] = region
     return cert

@@ -33,9 +33,12 @@ class DescribeClientCertificate(query.DescribeSource):
         now = datetime.datetime.now(tz=tzutc())
         region = self.manager.config.region
         users, origin = self.stage_users()
+        # With a view of the stages that may be incomplete (``source: config``), a certificate
+        # no stage was seen on has unknown stages (None), not none ([]).
+        unseen = None if origin and origin.get("incomplete") else []
         for r in resources:
             r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
-            r[STAGES] = users.get(r["clientCertificateId"], [])
+            r[STAGES] = users.get(r["clientCertificateId"], unseen)
             if origin:
                 r[STAGES_SOURCE] = dict(origin)
             owners.annotate(r)  # CloudFormation's own tags; a policy's marker tags: the filters
@@ -62,7 +65,8 @@ class ConfigClientCertificate(DescribeClientCertificate):
     aggregator (``query: [{aggregator: NAME}]``)."""
 
     def get_permissions(self):
-        return super().get_permissions() + [config_source.permission(self.manager.data)]
+        return super().get_permissions() + sorted(config_source.iam_resources(
+            self.manager.data))
 
     def stage_users(self):
         """({certificate id: stages}, the ``c7n:stages-source`` annotation) from AWS Config.
@@ -72,11 +76,17 @@ class ConfigClientCertificate(DescribeClientCertificate):
         they switch or delete (``rotate.Rotation.execute``, ``retire.Retirer``)."""
         opts = config_source.options(self.manager.data)
         region = self.manager.config.region
-        users, newest = config_source.stages_by_certificate(
+        users, newest, unknown = config_source.stages_by_certificate(
             self.manager.session_factory, region, self.manager.config.account_id, opts)
         self.manager.stages_by_certificate = None
         origin = {"source": "config", "aggregator": opts.get("aggregator"),
-                  "captured": newest}
+                  "captured": newest, "incomplete": dict(sorted(unknown.items()))}
+        for protocol, reason in sorted(unknown.items()):
+            config_source.log.warning(
+                "stages of %s from AWS Config: %s stages unknown (%s): a certificate seen on "
+                "no stage has c7n:stages null, which in-use matches neither way; record "
+                "AWS::ApiGateway::Stage and AWS::ApiGatewayV2::Stage, or use the default "
+                "source", region, protocol, reason)
         config_source.log.info(
             "stages of %s from AWS Config%s: %d stage(s) with a client certificate, newest "
             "item captured %s; Config records changes with a delay, so a stage changed since "
@@ -152,10 +162,11 @@ class ClientCertificate(query.QueryResourceManager):
         listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``); with ``source:
         config``, the Config query instead of the stage listings (no resource-level
         permissions: ``*``)."""
-        from .iam import EVERYTHING, apigateway_arn
+        from .iam import apigateway_arn
         if self.source_type == "config":
-            return {"apigateway:GET": [apigateway_arn(p) for p in usage.CERTIFICATE_PATHS],
-                    config_source.permission(self.data): [EVERYTHING]}
+            return dict(config_source.iam_resources(self.data),
+                        **{"apigateway:GET": [apigateway_arn(p)
+                                              for p in usage.CERTIFICATE_PATHS]})
         return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]}
 
     def get_arns(self, resources):

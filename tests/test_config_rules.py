@@ -197,3 +197,17 @@ def test_c7n_refuses_the_wrong_rule_kind(policy, words):
     load_resources((policy["resource"],))
     with pytest.raises(PolicyValidationError, match=words):
         Policy(policy, Config.empty(region=REGION, account_id=ACCOUNT)).validate()
+
+
+def test_the_document_has_what_each_rule_s_function_calls():
+    """c7n-apigw-certs iam prints what the functions call besides the audit: evaluations, and
+    for the poll rule the earlier ones."""
+    from c7n_apigw_certs import iam
+    for name, extra in (("config-poll-rule.yml", {"config:PutEvaluations",
+                                                  "config:GetComplianceDetailsByConfigRule"}),
+                        ("config-rule.yml", {"config:PutEvaluations"})):
+        document = iam.policy_document([str(ROOT / "policies" / name)])
+        actions = {a for s in document["Statement"] for a in s["Action"]}
+        assert extra <= actions, name
+        assert "config:GetComplianceDetailsByConfigRule" not in actions or \
+            name == "config-poll-rule.yml"

@@ -99,7 +99,7 @@ def test_config_query_follows_next_token(sandbox, monkeypatch):
         make_rest_stage(cert, "api-%d" % i, "prod")
     monkeypatch.setattr(config_source, "PAGE_SIZE", 2)
     sandbox.reset_counters()
-    found, _ = config_source.stages_by_certificate(boto3.Session, REGION, ACCOUNT, {})
+    found, _, _ = config_source.stages_by_certificate(boto3.Session, REGION, ACCOUNT, {})
     assert len(found[cert]) == 3
     # 3 APIs + 3 stages = 6 items: 3 pages of 2.
     assert api_calls(sandbox, "config") == {"SelectResourceConfig": math.ceil(6 / 2)}
@@ -192,6 +192,7 @@ def test_rotate_keeps_a_certificate_a_late_stage_still_uses(sandbox, tmp_path):
 def test_delete_lists_stages_from_api_gateway(sandbox, tmp_path):
     """Config says unused (the stage is not recorded yet); the fresh listing says in use: not
     deleted. A certificate that is truly unused is deleted in the same run."""
+    make_rest_stage(make_cert(sandbox, 300, description="seen"), "seen", "prod")  # recorded
     sandbox.switches(config_delay=DAY)
     used = make_cert(sandbox, 10, description="used")
     make_rest_stage(used, "new", "prod")
@@ -233,7 +234,7 @@ def test_aggregator_answers_the_runs_account_and_region(sandbox, estate, tmp_pat
     eu_cert = make_cert(sandbox, 10, region="eu-west-1")
     make_rest_stage(eu_cert, "eu", "prod", region="eu-west-1")
     from c7n_apigw_certs import config_source
-    everything, _ = config_source.stages_by_certificate(
+    everything, _, _ = config_source.stages_by_certificate(
         boto3.Session, REGION, ACCOUNT, {"aggregator": "org"})
     assert set(everything) == {estate["shared"], estate["single"]}  # not theirs, not eu's
     sandbox.reset_counters()
@@ -288,6 +289,84 @@ def test_iam_of_the_config_source(tmp_path, sandbox):
     assert actions["apigateway:GET"] == ["arn:aws:apigateway:*::/clientcertificates"]
 
 
+def test_iam_through_an_aggregator_role_is_assume_role_on_it(tmp_path, sandbox):
+    """The run's role only assumes the aggregator's role; the query is that role's call."""
+    role = "arn:aws:iam::111111111111:role/config-reader"
+    path = tmp_path / "p.yml"
+    path.write_text(json.dumps({"policies": [audit(query=[
+        {"aggregator": "org"}, {"aggregator-role": role}])]}))
+    document = json.loads(run_cli("c7n-apigw-certs", ["iam", str(path)], sandbox.env).stdout)
+    actions = {a: s["Resource"] for s in document["Statement"] for a in s["Action"]}
+    assert actions["sts:AssumeRole"] in (role, [role])
+    assert not any(a.startswith("config:") for a in actions)
+
+
+# -- a view of the stages that Config does not complete -------------------------------------
+@pytest.mark.parametrize("recorded,unknown", [
+    (["AWS::ApiGateway::RestApi", "AWS::ApiGatewayV2::Api"], ["REST", "WEBSOCKET"]),
+    (["AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Api"],
+     ["WEBSOCKET"]),
+    ([], ["REST", "WEBSOCKET"]),
+], ids=["no-stage-type", "no-v2-stage-type", "nothing-recorded"])
+def test_stages_config_does_not_record_are_unknown_not_unused(
+        sandbox, estate, tmp_path, recorded, unknown):
+    """A recorder that leaves stage types out answers nothing for them: a certificate seen
+    on no stage then has unknown stages (null), which in-use matches neither way, so nothing
+    calls a certificate in use unused (a mail's "delete it", a finding archived)."""
+    sandbox.switches(config_types=recorded)
+    client("apigateway").create_rest_api(name="touch")  # a change: the recorder observes
+    found, proc = custodian_run(sandbox, tmp_path, audit())
+    certs = by_id(found[REGION])
+    assert sorted(certs[estate["shared"]]["c7n:stages-source"]["incomplete"]) == unknown
+    if "REST" in unknown:
+        for name in ("shared", "single", "unused"):
+            assert certs[estate[name]]["c7n:stages"] is None
+            assert certs[estate[name]]["stages"] == "unknown"  # the report's column
+    else:  # the REST stages are known; the WebSocket one of "shared" is not seen
+        assert len(certs[estate["shared"]]["c7n:stages"]) == 3
+        assert certs[estate["unused"]]["c7n:stages"] is None
+    assert "stages unknown" in proc.stderr
+    for state in (True, False):
+        matched = custodian_run(sandbox, tmp_path, audit(
+            filters=[{"type": "in-use", "state": state}]))[0].get(REGION, [])
+        assert estate["unused"] not in {r["clientCertificateId"] for r in matched}
+
+
+def test_a_websocket_stage_named_only_by_its_arn(sandbox, estate, tmp_path):
+    """AWS Config's schema lists no apiId for a v2 stage (fact 80): its ARN places it."""
+    sandbox.switches(config_v2_api_id=False)
+    make_websocket_stage(estate["single"], "chat", "live")  # recorded without apiId
+    found = by_id(custodian_run(sandbox, tmp_path, audit())[0][REGION])
+    assert [s["label"] for s in found[estate["single"]]["c7n:stages"]
+            if s["protocol"] == "WEBSOCKET"][0].startswith("WEBSOCKET chat (")
+
+
+def test_an_item_that_names_no_api_is_still_a_use(monkeypatch):
+    """A stage item whose API cannot be placed still uses its certificate."""
+    from c7n_apigw_certs import config_source
+    items = [{"resourceType": "AWS::ApiGatewayV2::Api", "resourceId": "w1",
+              "configuration": {"apiId": "w1", "name": "ws", "protocolType": "WEBSOCKET"}},
+             {"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "opaque",
+              "configuration": {"stageName": "live", "clientCertificateId": "c1"}},
+             {"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "gone",
+              "configurationItemStatus": "ResourceDeleted",
+              "configuration": {"stageName": "old", "clientCertificateId": "c2"}}]
+    monkeypatch.setattr(config_source, "items", lambda *a: iter(items))
+    found, _, unknown = config_source.stages_by_certificate(None, REGION, ACCOUNT, {})
+    assert [s["stageName"] for s in found["c1"]] == ["live"] and "c2" not in found
+    assert unknown == {}
+
+
+def test_an_aggregator_needs_the_runs_account(monkeypatch):
+    """Without the account id (STS unreachable) the aggregator's query would be the whole
+    organisation's: refused."""
+    from c7n.exceptions import PolicyExecutionError
+
+    from c7n_apigw_certs import config_source
+    with pytest.raises(PolicyExecutionError, match="account id is unknown"):
+        list(config_source.items(boto3.Session, REGION, None, {"aggregator": "org"}))
+
+
 # -- reading Config's items (unit) ----------------------------------------------------------
 @pytest.mark.parametrize("item,expected", [
     ({"resourceType": "AWS::ApiGateway::Stage",
@@ -303,10 +382,13 @@ def test_iam_of_the_config_source(tmp_path, sandbox):
      ("WEBSOCKET", "cd34", "live")),
     ({"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "opaque",
       "configuration": {"stageName": "live"}}, None),
-], ids=["rest-arn", "rest-not-arn", "ws-apiid", "ws-relationship", "ws-neither"])
+    ({"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "opaque",
+      "arn": "arn:aws:apigateway:us-east-2::/apis/ef56/stages/live",
+      "configuration": {"stageName": "live"}}, ("WEBSOCKET", "ef56", "live")),
+], ids=["rest-arn", "rest-not-arn", "ws-apiid", "ws-relationship", "ws-neither", "ws-arn"])
 def test_stage_of_an_item(item, expected):
     """Fact 26 puts a WebSocket stage's apiId in its configuration, the schema (fact 80) does
-    not list it: both are read; an item naming neither is skipped."""
+    not list it: the configuration, a relationship and the ARN are read."""
     from c7n_apigw_certs import config_source
     assert config_source.stage_of(item) == expected
 

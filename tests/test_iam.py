@@ -140,11 +140,13 @@ def test_unknown_c7n_element_gets_every_resource(tmp_path):
 
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
 def test_policy_files_need_exactly_what_c7n_counts(path):
-    """Each action c7n counts for the policy, no other, each with resources, none twice."""
+    """Each action c7n counts for the policy, and what a Config-rule mode's function calls
+    (``iam.MODE_RESOURCES``), no other, each with resources, none twice."""
     doc = iam.policy_document([str(path)])
     options = Config.empty(region="us-east-1", account_id="123456789012")
-    wanted = set().union(*(Policy(p, options).get_permissions()
-                           for p in yaml.safe_load(path.read_text())["policies"]))
+    data = yaml.safe_load(path.read_text())["policies"]
+    wanted = set().union(*(Policy(p, options).get_permissions() for p in data), *(
+        iam.MODE_RESOURCES.get((p.get("mode") or {}).get("type"), {}) for p in data))
     actions = [a for s in doc["Statement"] for a in s["Action"]]
     assert sorted(actions) == sorted(wanted)
     assert all(s["Resource"] for s in doc["Statement"])

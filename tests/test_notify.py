@@ -294,5 +294,5 @@ def test_missing_or_null_annotations_render_without_bad_advice():
     nulls, nostg, today = (text.split("Certificate %s" % i, 1)[1].split("Certificate", 1)[0]
                            for i in ("nulls1", "nostg1", "today1"))
     assert "put the expiring filter before notify" in nulls
-    assert "its stages were not listed" in nostg and "delete it" not in nostg
+    assert "its stages are unknown here" in nostg and "delete it" not in nostg
     assert "EXPIRED today" in today and "no stage presents it" in today

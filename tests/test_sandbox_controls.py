@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ConnectionClosedError
 
-from c7n_apigw_certs.sandbox.controls import Clock, Throttle
+from c7n_apigw_certs.sandbox.controls import CONFIG_TYPES, Clock, Throttle
 from c7n_apigw_certs.sandbox.demo import RunningSandbox
 from c7n_apigw_certs.sandbox.remote import SandboxError
 from conftest import NO_RETRY, client, make_cert, make_rest_stage
@@ -224,12 +224,15 @@ def test_faults_that_cannot_be_armed_are_refused(sandbox, operation, fault):
 @pytest.mark.parametrize("switch", [{"deploy_interval": -1}, {"deploy_interval": "5"},
                                     {"needs_deployment": "yes"}, {"quota": -3},
                                     {"delete_in_use": "maybe"}, {"nope": 1},
-                                    {"config_delay": -1}])
+                                    {"config_delay": -1}, {"config_types": ["AWS::S3::Bucket"]},
+                                    {"config_types": "AWS::ApiGateway::Stage"},
+                                    {"config_v2_api_id": "no"}])
 def test_switches_refuse_bad_values(sandbox, switch):
     with pytest.raises(SandboxError, match="400"):
         sandbox.switches(**switch)
     assert sandbox.switches() == {"delete_in_use": "allow", "needs_deployment": False,
-                                  "quota": 60, "deploy_interval": 5.0, "config_delay": 0.0}
+                                  "quota": 60, "deploy_interval": 5.0, "config_delay": 0.0,
+                                  "config_types": list(CONFIG_TYPES), "config_v2_api_id": True}
 
 
 def test_counters_are_per_operation_and_resettable(sandbox):

@@ -145,13 +145,14 @@ def _v2_items(account, region):
         for stage in list(api.stages.values()):
             configuration = {k: v for k, v in stage.to_json().items()
                              if k != "tags" and v is not None}
-            configuration["apiId"] = api.api_id  # fact 26
             arn = "%s/stages/%s" % (api_arn, stage.name)
             # No source documents this type's resourceId (fact 26): the plugin never parses it.
             item = _item(account, region, V2_STAGE, arn, stage.name, arn, configuration,
                          current_tags(account, arn))
-            item["relationships"] = [{"resourceType": V2_API, "resourceId": api.api_id,
-                                      "relationshipName": "Is contained in Api"}]
+            if CONTROLS.switches.config_v2_api_id:  # fact 26; else only the ARN (fact 80)
+                configuration["apiId"] = api.api_id
+                item["relationships"] = [{"resourceType": V2_API, "resourceId": api.api_id,
+                                          "relationshipName": "Is contained in Api"}]
             yield item
 
 
@@ -165,7 +166,9 @@ def observe(account, region):
     now = CONTROLS.clock.now()
     visible = now + datetime.timedelta(seconds=CONTROLS.switches.config_delay)
     try:
-        items = list(_rest_items(account, region)) + list(_v2_items(account, region))
+        items = [item for item in list(_rest_items(account, region))
+                 + list(_v2_items(account, region))
+                 if item["resourceType"] in CONTROLS.switches.config_types]
     except (JsonRESTError, KeyError):
         return  # a resource vanished while being read (another request): the next one records
     with _LOCK:

@@ -13,6 +13,9 @@ import time
 from .certificates import DEFAULT_QUOTA
 
 DEFAULT_DEPLOY_INTERVAL = 5.0
+# What the sandbox's Config can record (config.py).
+CONFIG_TYPES = ("AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Api",
+                "AWS::ApiGatewayV2::Stage")
 
 
 class Clock:
@@ -252,6 +255,12 @@ class Switches:
     - ``config_delay``: seconds, on the sandbox clock, between a change and the moment AWS
       Config records it and answers it in queries (fact 26: Config records asynchronously);
       0 by default. See ``config.py``.
+    - ``config_types``: the resource types Config's recorder records (its recording group),
+      by default the four API Gateway types the plugin reads; a type left out is never
+      answered in queries ("resources that are not configured to be recorded", fact 88).
+    - ``config_v2_api_id``: whether a recorded WebSocket stage names its API in
+      ``configuration.apiId`` and a relationship (true, the default, fact 26) or only in its
+      ARN (false: AWS Config's published schema lists no ``apiId``, fact 80). Both are tested.
     """
 
     def __init__(self):
@@ -263,11 +272,15 @@ class Switches:
         self.quota = DEFAULT_QUOTA
         self.deploy_interval = DEFAULT_DEPLOY_INTERVAL
         self.config_delay = 0.0
+        self.config_types = list(CONFIG_TYPES)
+        self.config_v2_api_id = True
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
                 "needs_deployment": self.needs_deployment, "quota": self.quota,
-                "deploy_interval": self.deploy_interval, "config_delay": self.config_delay}
+                "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
+                "config_types": list(self.config_types),
+                "config_v2_api_id": self.config_v2_api_id}
 
     def update(self, values):
         checked = {}
@@ -282,8 +295,12 @@ class Switches:
     def _check(key, value):
         if key == "delete_in_use" and value not in ("allow", "refuse"):
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
-        if key == "needs_deployment" and not isinstance(value, bool):
-            raise ValueError("needs_deployment: true or false, not %r" % (value,))
+        if key in ("needs_deployment", "config_v2_api_id") and not isinstance(value, bool):
+            raise ValueError("%s: true or false, not %r" % (key, value))
+        if key == "config_types" and (not isinstance(value, list)
+                                      or not set(value) <= set(CONFIG_TYPES)):
+            raise ValueError("config_types: a list of %s, not %r" % (
+                ", ".join(CONFIG_TYPES), value))
         if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
                                or value < 0):
             raise ValueError("quota: a whole number >= 0, not %r" % (value,))
