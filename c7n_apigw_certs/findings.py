@@ -256,11 +256,22 @@ class ClientCertificateFinding(PostFinding):
         """The finding as this provider imports it again, archived. ``ProductFields`` that
         Security Hub adds itself (``aws/...``) are not sent back; ``UpdatedAt`` is later than
         the finding's own, since Security Hub ignores an update that is not (fact 61): a clock
-        behind another run's must not turn the archive into a silent no-op (``after``)."""
+        behind another run's must not turn the archive into a silent no-op (``after``). Its
+        severity becomes ``INFORMATIONAL``, "no issue was found" (fact 62), so that a view
+        that counts by severity alone no longer counts it; a ``Compliance`` status becomes
+        ``PASSED``."""
         update = {k: finding[k] for k in IMPORTED_KEYS if k in finding}
         if "ProductFields" in update:
             update["ProductFields"] = {k: v for k, v in update["ProductFields"].items()
                                        if not k.startswith("aws/")}
+        resolved = {"Label": "INFORMATIONAL"}
+        if (finding.get("Severity") or {}).get("Original"):
+            resolved["Original"] = finding["Severity"]["Original"]
+        update["Severity"] = resolved
+        update["FindingProviderFields"] = dict(update.get("FindingProviderFields") or {},
+                                               Severity=dict(resolved))
+        if update.get("Compliance"):
+            update["Compliance"] = dict(update["Compliance"], Status="PASSED")
         update.update(UpdatedAt=after(finding, now).isoformat(), RecordState="ARCHIVED")
         return update
 

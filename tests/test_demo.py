@@ -78,3 +78,4 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     # The next findings run, after the rotation, archived all four.
     after = text.split("After the rotation", 1)[1]
     assert after.count("ARCHIVED") == 4 and "ACTIVE" not in after
+    assert after.count("INFORMATIONAL") == 4

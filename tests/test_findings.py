@@ -155,6 +155,10 @@ def test_a_rotated_certificate_s_finding_is_archived_by_the_next_run(sandbox, tm
     assert set(archived) == {estate["d3"]}
     # Archiving is the provider's way to close a finding; the workflow stays the customer's.
     assert archived[estate["d3"]]["Workflow"]["Status"] == "NEW"
+    # "No issue was found": a view by severity alone stops counting it.
+    assert archived[estate["d3"]]["Severity"]["Label"] == "INFORMATIONAL"
+    assert archived[estate["d3"]]["FindingProviderFields"]["Severity"]["Label"] == \
+        "INFORMATIONAL"
     assert archived[estate["d3"]]["UpdatedAt"].startswith((AT + DAY).date().isoformat())
     assert set(findings(RecordState="ACTIVE")) == {estate["expired"], estate["d20"]}
     assert set(findings()) == {estate["expired"], estate["d3"], estate["d20"]}
@@ -175,7 +179,7 @@ def test_a_certificate_that_matches_again_is_active_again(sandbox, tmp_path, est
     assert findings(RecordState="ARCHIVED") == {}
     back = findings()[estate["d20"]]
     assert back["RecordState"] == "ACTIVE" and back["Workflow"]["Status"] == "NEW"
-    assert back["Severity"]["Original"] == "18"
+    assert back["Severity"]["Original"] == "18" and back["Severity"]["Label"] == "MEDIUM"
 
 
 def test_when_nothing_matches_any_more_the_findings_are_archived(sandbox, tmp_path):

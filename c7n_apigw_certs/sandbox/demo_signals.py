@@ -69,10 +69,12 @@ class Signals:
             found = [f for page in pages for f in page["Findings"]]
             for finding in sorted(found, key=lambda f: (f["RecordState"], f["Id"])):
                 other = finding["Resources"][0].get("Details", {}).get("Other", {})
-                print("  %-10s %-8s %-9s %s %-16s days left %s, %s stage(s)" % (
+                when = ("days left %s" if finding["RecordState"] == "ACTIVE" else
+                        "(days left %s when posted)") % other.get("daysLeft")
+                print("  %-10s %-8s %-13s %s %-16s %s, %s stage(s)" % (
                     region, finding["RecordState"], finding["Severity"]["Label"],
-                    other.get("clientCertificateId"), other.get("description", ""),
-                    other.get("daysLeft"), other.get("stageCount")))
+                    other.get("clientCertificateId"), other.get("description", ""), when,
+                    other.get("stageCount")))
 
     def show_metric(self, policy, out):
         self.run(policy, out)
