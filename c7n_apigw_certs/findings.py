@@ -25,6 +25,7 @@ from c7n.utils import chunks, dumps, get_partition, local_session
 from dateutil.parser import parse as parse_date
 from dateutil.tz import tzutc
 
+from . import usage
 from .filters import DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry
 from .resource import STAGES, ClientCertificate
 from .retire import error_text
@@ -283,16 +284,10 @@ class ClientCertificateFinding(PostFinding):
             "Id": [{"Value": self.id_prefix(), "Comparison": "PREFIX"}],
             "RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}],
         }
-        found, token = {}, None
-        while True:
-            kw = {"Filters": filters, "MaxResults": PAGE}
-            if token:
-                kw["NextToken"] = token
-            page = self.manager.retry(client.get_findings, **kw)
-            found.update((f["Id"], f) for f in page.get("Findings", ()))
-            token = page.get("NextToken")
-            if not token:
-                return found
+        return {f["Id"]: f for page in usage.pages(
+                    client, "get_findings", Filters=filters,
+                    PaginationConfig={"PageSize": PAGE})
+                for f in page.get("Findings", ())}
 
     def import_all(self, client, findings, certs):
         """BatchImportFindings, ``batch_size`` a request. Returns [(finding id, reason)] of
