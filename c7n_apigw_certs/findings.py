@@ -237,8 +237,7 @@ class ClientCertificateFinding(PostFinding):
             "stageCount": str(len(r.get(STAGES) or ())),
         }
         for n, stage in enumerate((r.get(STAGES) or ())[:MAX_STAGE_KEYS], 1):
-            details["stage:%d" % n] = "%s %s (%s) / %s" % (
-                stage["protocol"], stage["apiName"], stage["apiId"], stage["stageName"])
+            details["stage:%d" % n] = stage["label"]  # usage.stage_entry's
         resource = {
             "Type": self.resource_type,
             "Id": self.manager.get_arns([r])[0],
