@@ -189,15 +189,12 @@ def signals(env, output_dir):
     def run(policy, out, day=0):
         shown, cmd = custodian_command(out, policy, day)
         print(shown, flush=True)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode:
-            print(indent("the run failed (exit %d):\n%s" % (proc.returncode,
-                                                          proc.stderr[-3000:])))
+        print_failure(subprocess.run(cmd, env=env, capture_output=True, text=True))
 
     present = [s for s in SIGNALS if os.path.exists(s[1])]
     print("\nThe signals, on the same estate (policies/: %s):" % ", ".join(
         sorted({os.path.basename(s[1]) for s in present})))
-    shown = Signals(env, run, REGIONS, find_command)
+    shown = Signals(env, run, REGIONS)
     shown.prepare()
     for title, policy, method in present:
         print("\n%s:" % title)
@@ -224,11 +221,15 @@ def staged_rotation(sandbox, env, policy, output_dir):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         for name in policy_names(policy):
             print(indent(rotation_summary(out, name) or "(no certificate matched)"))
-        if proc.returncode:
-            print(indent("the run failed (exit %d):\n%s" % (proc.returncode,
-                                                          proc.stderr[-3000:])))
+        print_failure(proc)
         print()
 
 
-def indent(text):
-    return "\n".join("        " + line for line in text.splitlines())
+def print_failure(proc):
+    """A command that failed: its exit status and the end of its log, under what it did."""
+    if proc.returncode:
+        print(indent("the run failed (exit %d):\n%s" % (proc.returncode, proc.stderr[-3000:])))
+
+
+def indent(text, width=8):
+    return "\n".join(" " * width + line for line in text.splitlines())

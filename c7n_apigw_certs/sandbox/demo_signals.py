@@ -15,6 +15,8 @@ import zlib
 
 import boto3
 
+from .demo import find_command, indent
+
 MAIL_QUEUE = ("us-east-1", "c7n-mailer")  # the queue policies/notify.yml names
 EVENT_RULE = "apigw-client-certificate-expiry"
 
@@ -23,8 +25,8 @@ class Signals:
     """The signal policies on one running sandbox. ``run(policy, out)`` runs ``custodian``
     (given by the demo) and returns the output directory."""
 
-    def __init__(self, env, run, regions, find):
-        self.env, self.run, self.regions, self.find = env, run, regions, find
+    def __init__(self, env, run, regions):
+        self.env, self.run, self.regions = env, run, regions
         self.session = boto3.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                                      aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
@@ -54,7 +56,7 @@ class Signals:
         cmd = ["report", "-s", out] + [a for r in self.regions for a in ("--region", r)] + [
             "--format", "grid", policy]
         print("$ custodian " + " ".join(cmd))
-        proc = subprocess.run([self.find("custodian")] + cmd, env=self.env,
+        proc = subprocess.run([find_command("custodian")] + cmd, env=self.env,
                               capture_output=True, text=True)
         print(proc.stdout.rstrip() if proc.returncode == 0 else
               "custodian report failed:\n" + proc.stderr[-2000:])
@@ -97,7 +99,7 @@ class Signals:
         print("EventBridge: %d event(s) reached the rule's queue; the most urgent:" % len(events))
         if events:
             first = min(events, key=lambda e: e["detail"]["DaysToExpiry"])
-            print(indent(json.dumps(first, indent=2)))
+            print(indent(json.dumps(first, indent=2), 4))
 
     def show_mail(self, policy, out):
         self.run(policy, out)
@@ -116,15 +118,15 @@ class Signals:
                 fh.write("queue_url: %s\nfrom_address: custodian@example.com\nregion: %s\n"
                          % (self.mail_queue, MAIL_QUEUE[0]))
             templates = subprocess.run(
-                [self.find("c7n-apigw-certs"), "mailer-templates"], capture_output=True, text=True,
-                check=True).stdout.strip()
+                [find_command("c7n-apigw-certs"), "mailer-templates"], capture_output=True,
+                text=True, check=True).stdout.strip()
             print('$ c7n-mailer-replay -c mailer.yml -T -t "$(c7n-apigw-certs '
                   'mailer-templates)" message.b64')
-            proc = subprocess.run([self.find("c7n-mailer-replay"), "-c", config, "-T", "-t",
+            proc = subprocess.run([find_command("c7n-mailer-replay"), "-c", config, "-T", "-t",
                                    templates, message], env=self.env, capture_output=True,
                                   text=True, cwd=tmp)
         print(indent(proc.stdout.strip() if proc.returncode == 0 else
-                     "c7n-mailer-replay failed:\n" + proc.stderr[-2000:]))
+                     "c7n-mailer-replay failed:\n" + proc.stderr[-2000:], 4))
 
 
 def latest(cloudwatch, metric):
@@ -155,6 +157,3 @@ def drain(sqs, url):
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         found += batch
 
-
-def indent(text):
-    return "\n".join("    " + line for line in text.splitlines())
