@@ -13,17 +13,8 @@ from conftest import (
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The installed console script with its clock frozen (not ticking) at an instant: no wall-clock
-# time passes between the sandbox's "now" and custodian's. Test support only.
-FROZEN = """
-import sys
-from importlib.metadata import entry_points
-import freezegun
-at, name, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-freezegun.freeze_time(at, tick=False).start()
-(script,) = entry_points(group="console_scripts", name=name)
-sys.argv = [name] + args
-sys.exit(script.load()())
-"""
+# time passes between the sandbox's "now" and custodian's (sandbox/timeshift.py).
+FROZEN = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
 
 
 def custodian_run_at(control, tmp_path, policy, at, region="us-east-1"):
@@ -32,7 +23,7 @@ def custodian_run_at(control, tmp_path, policy, at, region="us-east-1"):
     shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out), "--region", region,
             write_policy(tmp_path, policy)]
-    proc = subprocess.run([sys.executable, "-c", FROZEN, at.isoformat(), "custodian"] + args,
+    proc = subprocess.run(FROZEN + ["@" + at.isoformat(), "custodian"] + args,
                           env=control.env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-6000:]
     return read_output(out, (region,))

@@ -5,7 +5,6 @@ import pathlib
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 from c7n.config import Config
@@ -55,7 +54,7 @@ def run_frozen(control, tmp_path, policy, regions=(REGION,), check=True, extra=(
     for region in regions:
         args += ["--region", region]
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
-    proc = subprocess.run([sys.executable, "-c", FROZEN, at.isoformat(), "custodian"] + args
+    proc = subprocess.run(FROZEN + ["@" + at.isoformat(), "custodian"] + args
                           + [path], env=control.env, capture_output=True, text=True,
                           timeout=300)
     if check:

@@ -5,7 +5,6 @@ import pathlib
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 from c7n.config import Config
@@ -51,7 +50,7 @@ def run_frozen(control, tmp_path, data, at, check=True):
     shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out), "--region", REGION,
             write_policy(tmp_path, data)]
-    proc = subprocess.run([sys.executable, "-c", FROZEN, at.isoformat(), "custodian"] + args,
+    proc = subprocess.run(FROZEN + ["@" + at.isoformat(), "custodian"] + args,
                           env=control.env, capture_output=True, text=True, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr[-6000:]
