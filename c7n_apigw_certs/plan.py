@@ -156,13 +156,6 @@ def check_state(tags, cert_id, cert_created, now, successor, stage_certs):
     (``successor`` None: none that this rotation made exists).
 
     ``stage_certs``: {"api/stage": the certificate it presents} for the stages listed now."""
-    state = [key for key in STATE_TAGS if key in tags and key != SUCCESSOR]
-    if successor is None and [key for key in state if tags[key] not in ("", "0")]:
-        raise StateError(
-            "tag %s is set, but no successor that this rotation made exists%s: state this "
-            "action could not have written (to start over, remove the certificate's "
-            "%s* tags)" % (state[0], " (%s names %s)" % (SUCCESSOR, tags[SUCCESSOR])
-                           if tags.get(SUCCESSOR) else "", PREFIX))
     times = {key: tag_time(tags, key) for key in TIME_TAGS}
     for key, when in times.items():
         if when is None:
@@ -173,6 +166,14 @@ def check_state(tags, cert_id, cert_created, now, successor, stage_certs):
         if key != RETIRE_AFTER and when > now + SKEW:
             raise StateError("tag %s is %s, in the future (now %s)" % (
                 key, tags[key], stamp(now)))
+    state = [key for key in STATE_TAGS
+             if key != SUCCESSOR and tags.get(key) not in (None, "", "0")]
+    if successor is None and state:
+        raise StateError(
+            "tag %s is set, but no successor that this rotation made exists%s: state this "
+            "action could not have written (to start over, remove the certificate's "
+            "%s* tags)" % (state[0], " (%s names %s)" % (SUCCESSOR, tags[SUCCESSOR])
+                           if tags.get(SUCCESSOR) else "", PREFIX))
     published = times[PUBLISHED]
     for key in (LATE, SWITCHED, RETIRE_AFTER):
         if times[key] is not None and (published is None or times[key] < published):
@@ -223,6 +224,13 @@ def successor_doubt(old, candidate, candidate_stages, owned):
     if made < old_created:
         return PREDECESSOR, "it was created at %s, before client-certificate:%s (%s)" % (
             stamp(made), old_id, stamp(old_created))
+    switched = set(labels(old_tags, SWITCHED_STAGES)) | set(labels(old_tags, SWITCHING))
+    for stage in candidate_stages:
+        label = "%s/%s" % (stage["apiId"], stage["stageName"])
+        if label in switched or ALL in switched or (HANDED in old_tags and owned(stage)):
+            continue
+        return PREDECESSOR, "stage:%s presents it, which client-certificate:%s's rotation " \
+            "never switched (%s, %s)" % (label, old_id, SWITCHED_STAGES, SWITCHING)
     marker = (tags.get(ORIGIN) or "").split(" ")
     if len(marker) != 3 or not all(STAMP.match(part) for part in marker[1:]):
         return ORIGIN, "it has no %s marker as this action writes it (%r)" % (
@@ -238,13 +246,6 @@ def successor_doubt(old, candidate, candidate_stages, owned):
     if published is not None and made > published + RUN_TIME:
         return PUBLISHED, "it was created at %s, after client-certificate:%s's trust was " \
             "published (%s %s)" % (stamp(made), old_id, PUBLISHED, old_tags[PUBLISHED])
-    switched = set(labels(old_tags, SWITCHED_STAGES)) | set(labels(old_tags, SWITCHING))
-    for stage in candidate_stages:
-        label = "%s/%s" % (stage["apiId"], stage["stageName"])
-        if label in switched or ALL in switched or (HANDED in old_tags and owned(stage)):
-            continue
-        return PREDECESSOR, "stage:%s presents it, which client-certificate:%s's rotation " \
-            "never switched (%s, %s)" % (label, old_id, SWITCHED_STAGES, SWITCHING)
     return None
 
 

@@ -474,7 +474,7 @@ class Successors:
             if doubt is None:
                 found.append(candidate)
             elif cert is not None:
-                self.distrusted(cert, candidate["clientCertificateId"], *doubt)
+                self.distrusted(cert, candidate, *doubt)
         return found
 
     def doubt(self, old, candidate):
@@ -484,16 +484,20 @@ class Successors:
             old, candidate, self.run.stage_map.get(candidate["clientCertificateId"], ()),
             lambda stage: owners.stage_owner(stage, owner_tags) is not None)
 
-    def distrusted(self, cert, other_id, tag, reason):
-        old_id = cert["clientCertificateId"]
-        entry = {"certificate": other_id, "tag": tag, "reason": reason}
+    def distrusted(self, cert, other, tag, reason):
+        """Report a candidate that is not adopted: which tag named it, which disagreed."""
+        old_id, other_id = cert["clientCertificateId"], other["clientCertificateId"]
+        claim = "%s %s" % ((other_id, PREDECESSOR) if other.get("tags", {}).get(
+            PREDECESSOR) == old_id else (old_id, SUCCESSOR))
+        entry = {"certificate": other_id, "named-by": claim, "tag": tag, "reason": reason}
         found = cert[RECORD].setdefault("distrusted", [])
         if entry in found:
             return
         found.append(entry)
         self.log.warning("client-certificate:%s not adopted as the successor of "
-                         "client-certificate:%s: tag %s: %s; left unchanged", other_id, old_id,
-                         tag, reason)
+                         "client-certificate:%s (named by the tag %s of %s): tag %s: %s; left "
+                         "unchanged", other_id, old_id, claim.split()[1], claim.split()[0], tag,
+                         reason)
 
     def verified(self):
         """({old id: successor id}, {successor id: old id}) for the pairs of the listing that
