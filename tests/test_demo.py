@@ -94,3 +94,18 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     page = open(os.path.join(ROOT, "docs", "demo.md")).read()
     shown = "\n".join(page.split("```\n", 1)[1].rsplit("\n```", 1)[0].splitlines())
     assert masked(shown) == masked(text, out)
+
+
+def test_the_demo_page_comparison_masks_only_what_differs_each_run():
+    shown = ('us-east-1  sfxkgx orders-prod      EXPIRED 3 day(s) ago (2026-11-24)\n'
+             '    - REST orders-api (2xsgowwhsd) / prod\n'
+             '"id": "2b6c3dba-13a9-452d-a29b-97476b3dbec9"\n'
+             '$ custodian run -s out policies/rotate.yml')
+    run = ('    - REST orders-api (9kq2mmd0aa) / prod\n'
+           '"id": "0f6c3dba-13a9-452d-a29b-97476b3dbec0"\n'
+           'us-east-1  k2x9pq orders-prod      EXPIRED 3 day(s) ago (2026-12-29)\n'
+           '$ custodian run -s /tmp/x/out policies/rotate.yml')
+    assert masked(shown) == masked(run, "/tmp/x/out")
+    assert masked(shown) != masked(run.replace("3 day(s)", "4 day(s)"), "/tmp/x/out")
+    assert masked(shown) != masked(run.replace("WEBSOCKET", "WS").replace("REST", "HTTP"),
+                                   "/tmp/x/out")
