@@ -881,7 +881,12 @@ class Switcher:
                        "(%s) and its margin: switching at once what is trusted", old_id,
                        stamp(expires), step.reason)
         ours, _ = run.hand_over.split(old_id, run.listing[old_id].get("tags", {}))
-        switched, late = self.switch(old_id, new_id, ours, record)
+        # A stage whose trust this very run published is not "published": its backends had no
+        # time at all to read it. It switches on the next run.
+        late = list(record.get("late", ()))
+        switched, more = self.switch(old_id, new_id, [
+            s for s in ours if stages.stage_label(s) not in late], record)
+        late += more
         record["expiring"] = {"expires": stamp(expires), "gate": stamp(step.at),
                               "switched": list(switched), "not-switched": list(late)}
         raise Failed(
