@@ -246,8 +246,8 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
         (new,) = successors_of(certificates(), old)
         for api in stages[old]:
             label = "%s/prod" % api
-            assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] == new
             assert plan.has_label(found, SWITCHED_STAGES, label), (label, found)
+            assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] == new
             shown = sandbox.presented(ACCOUNT, REGION, api, "prod")
             if api in failing:
                 assert shown["presented"] == old
