@@ -22,7 +22,9 @@ from .plan import StateError
 
 STEP_TEXT = {plan.GENERATE: "generate a successor", plan.PUBLISH: "publish trust",
              plan.SWITCH: "switch", plan.DEPLOY: "deploy", plan.HANDOVER: "hand over",
-             plan.RETIRE: "retire", plan.DONE: "done", plan.WAIT: "wait", plan.SKIP: "skip"}
+             plan.RETIRE: "retire", plan.DONE: "done", plan.WAIT: "wait", plan.SKIP: "skip",
+             plan.EXPIRING: "switch at once what is trusted, and fail (expiry before the gate)",
+             plan.UNCONFIRMED: "fail (switched stages not deployed, and no redeploy)"}
 
 
 class PlanError(Exception):
@@ -57,8 +59,14 @@ def plan_policy(policy, action):
     from .rotate import RECORD, Rotation
     with policy.ctx:
         resources = policy.resource_manager.resources()
+    from .clock import SkewError
     run = Rotation(action, resources)
     run.load()
+    try:  # the run's "now": AWS's, as the listings' answers date it
+        run.clock.check()
+    except SkewError as e:
+        raise PlanError("clock: %s" % e) from e
+    run.now = run.clock.now()
     entries = []
     for cert in resources:
         cert[RECORD] = {}
@@ -84,7 +92,8 @@ def certificate_plan(run, cert, policy_name):
         ours, handed = run.hand_over.split(old_id, tags)
         owned = owners.owner(tags, run.hand_over.owner_tags) is not None
         steps, after = plan.preview(tags, new_id, len(ours), run.now, run.options,
-                                    run.rotating_predecessor(old), len(handed), owned)
+                                    run.rotating_predecessor(old), len(handed), owned,
+                                    plan.utc(old["expirationDate"]), run.own_keys)
         entry["gates"] = {k: plan.stamp(v) for k, v in
                           plan.gates(after, run.now, run.options).items()}
     except StateError as e:
@@ -96,7 +105,7 @@ def certificate_plan(run, cert, policy_name):
     names = entry["steps"]
     if new_id or plan.GENERATE in names:
         entry["successor"] = new_id or "(new)"
-    if plan.SWITCH in names or plan.WAIT in names and new_id:
+    if set(names) & {plan.SWITCH, plan.EXPIRING} or plan.WAIT in names and new_id:
         entry["stages"]["switch"] = [label(s) for s in ours]
     if handed:
         entry["stages"]["hand-over"] = [label(s) for s, _, _ in handed]

@@ -261,6 +261,10 @@ class Switches:
     - ``config_v2_api_id``: whether a recorded WebSocket stage names its API in
       ``configuration.apiId`` and a relationship (true, the default, fact 26) or only in its
       ARN (false: AWS Config's published schema lists no ``apiId``, fact 80). Both are tested.
+    - ``date_skew``: seconds added to the sandbox's clock in the ``Date`` header of every
+      answer over HTTP (fact 125), to stand for a caller whose clock is off; 0 by default.
+    - ``date_header``: whether answers carry a ``Date`` at all (true, as AWS's do); false
+      stands for a proxy or mock that drops it. Both are tested.
     """
 
     def __init__(self):
@@ -274,13 +278,16 @@ class Switches:
         self.config_delay = 0.0
         self.config_types = list(CONFIG_TYPES)
         self.config_v2_api_id = True
+        self.date_skew = 0.0
+        self.date_header = True
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
                 "needs_deployment": self.needs_deployment, "quota": self.quota,
                 "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
                 "config_types": list(self.config_types),
-                "config_v2_api_id": self.config_v2_api_id}
+                "config_v2_api_id": self.config_v2_api_id, "date_skew": self.date_skew,
+                "date_header": self.date_header}
 
     def update(self, values):
         checked = {}
@@ -295,7 +302,8 @@ class Switches:
     def _check(key, value):
         if key == "delete_in_use" and value not in ("allow", "refuse"):
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
-        if key in ("needs_deployment", "config_v2_api_id") and not isinstance(value, bool):
+        if key in ("needs_deployment", "config_v2_api_id", "date_header") and \
+                not isinstance(value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
         if key == "config_types" and (not isinstance(value, list)
                                       or not set(value) <= set(CONFIG_TYPES)):
@@ -304,6 +312,10 @@ class Switches:
         if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
                                or value < 0):
             raise ValueError("quota: a whole number >= 0, not %r" % (value,))
+        if key == "date_skew":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError("date_skew: seconds, not %r" % (value,))
+            value = float(value)
         if key in ("deploy_interval", "config_delay"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError("%s: seconds >= 0, not %r" % (key, value))
