@@ -264,8 +264,8 @@ def test_plan_says_what_each_following_run_does(sandbox, teams, tmp_path):
             assert planned[a[1]]["steps"] == ["retire"]
             assert a[1] not in certificates()
     # The text form names the same things for a person.
-    plain = run_cli("c7n-apigw-certs", ["plan", policy, "-r", REGION], sandbox.env,
-                    check=False).stdout
+    plain = run_at(instant, "c7n-apigw-certs", ["plan", policy, "-r", REGION], sandbox.env,
+                   check=False).stdout
     assert "client-certificate:%s (us-east-1, policy rotate): next run: stops" % a[4] in plain
     assert "error: tag c7n:rotation:switched-at" in plain
 
