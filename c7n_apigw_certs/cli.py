@@ -129,6 +129,9 @@ def main(argv=None):
     sync.add_argument("--reload", metavar="COMMAND",
                       help="shell command run after the file changed, e.g. 'nginx -s reload'; "
                       "if it fails, the old file is put back")
+    sync.add_argument("--format", choices=["pem", "nginx-map"], default="pem",
+                      help="pem: the bundle as published (default); nginx-map: the "
+                      "certificates' SHA-1 fingerprints for nginx's map $ssl_client_fingerprint")
     sync.add_argument("--reload-timeout", type=int, default=60, metavar="SECONDS")
     sync.add_argument("--region", help="the store's region (default: the SDK's)")
     commands.add_parser(

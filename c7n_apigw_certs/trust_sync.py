@@ -23,9 +23,15 @@ the file cannot be written, the reload fails) leaves the old file as it was, pri
 naming the source and the cause on stderr, and exits 1. An unchanged bundle writes nothing and
 reloads nothing, so running it every minute is cheap and idempotent. Exit 0 otherwise.
 
+``--format nginx-map`` writes the certificates' SHA-1 fingerprints as an nginx ``map`` include
+instead of the PEMs (``as_nginx_map``: why nginx needs it during a rotation of API Gateway's
+own certificates).
+
 Its IAM is ``c7n-apigw-certs iam --trust-sync SOURCE``: ``ssm:GetParameter`` on the parameter,
 or ``s3:GetObject`` on the object, nothing else (``iam_resources``).
 """
+import base64
+import hashlib
 import os
 import re
 import subprocess
@@ -132,6 +138,33 @@ def _strict_parse(one, index, count):
                         % (index, count, e)) from e
 
 
+def fingerprint(one):
+    """SHA-1 of the certificate's DER, lowercase hex: nginx's ``$ssl_client_fingerprint``."""
+    body = one.split("-----BEGIN CERTIFICATE-----", 1)[1].split("-----END CERTIFICATE-----")[0]
+    return hashlib.sha1(base64.b64decode("".join(body.split()))).hexdigest()
+
+
+def as_pem(text):
+    """The bundle as it is stored: what ``ssl_client_certificate``, Envoy's
+    ``trusted_ca`` and Node's ``ca`` read."""
+    return text.encode("utf-8")
+
+
+def as_nginx_map(text):
+    """One ``map`` entry per certificate, ``<fingerprint> 1;``, for nginx's
+    ``map $ssl_client_fingerprint`` with ``ssl_verify_client optional_no_ca``: OpenSSL trusts only
+    one of several self-signed certificates that share a subject name, as every API Gateway
+    client certificate does (docs/aws-behaviour.md, fact 156), so a bundle of two cannot carry a
+    rotation; a pinned fingerprint can."""
+    lines = ["# c7n-apigw-certs trust-sync: SHA-1 fingerprints of the trusted client "
+             "certificates\n"]
+    lines += ["%s 1;\n" % fingerprint(one) for one in bundles.split(text)]
+    return "".join(lines).encode("ascii")
+
+
+FORMATS = {"pem": as_pem, "nginx-map": as_nginx_map}
+
+
 def read_file(path):
     """The file's bytes, or None if there is none."""
     try:
@@ -194,14 +227,14 @@ def reload(command, timeout):
 
 
 def sync(source, path, reload_command=None, session=None, region=None,
-         reload_timeout=DEFAULT_RELOAD_TIMEOUT):
+         reload_timeout=DEFAULT_RELOAD_TIMEOUT, form="pem"):
     """One run (see the module's docstring): ``"unchanged"`` or ``"updated"``, or
     ``SyncError``. The file is the old one after any failure."""
     import boto3
     session = session or boto3.Session()
     text = source.read(session, region)
     count = check(text)
-    data = text.encode("utf-8")
+    data = FORMATS[form](text)
     old = read_file(path)
     if old == data:
         return "unchanged", count
@@ -240,7 +273,7 @@ def main(args):
         sys.exit(2)
     try:
         outcome, count = sync(source, args.to, args.reload, region=args.region,
-                              reload_timeout=args.reload_timeout)
+                              reload_timeout=args.reload_timeout, form=args.format)
     except SyncError as e:
         sys.stderr.write("c7n-apigw-certs trust-sync: %s -> %s: %s; %s unchanged\n" % (
             source, args.to, e, args.to))

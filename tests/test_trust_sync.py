@@ -230,3 +230,21 @@ def test_the_generated_iam_is_enough_and_another_source_is_denied(sandbox, backe
     assert "access denied (AccessDenied" in refused.stderr
     assert "c7n-apigw-certs iam --trust-sync %s" % other in refused.stderr
     assert content(backend) == "the old trust\n"
+
+
+def test_nginx_map_format_writes_the_fingerprints(sandbox, backend):
+    """--format nginx-map: one ``<sha1> 1;`` line per certificate, nginx's
+    ``$ssl_client_fingerprint`` (the SHA-1 of the DER, lowercase hex)."""
+    import hashlib
+    import ssl
+    first, second = make_cert(sandbox, 30), make_cert(sandbox, 300)
+    put_parameter(bundle(first, second))
+    args = ["trust-sync", "--from", "ssm:" + PARAMETER, "--to", str(backend.path),
+            "--format", "nginx-map"]
+    assert run_cli("c7n-apigw-certs", args, sandbox.env).returncode == 0
+    expected = [hashlib.sha1(ssl.PEM_cert_to_DER_cert(pem_of(c).replace("\r", ""))).hexdigest()
+                for c in (first, second)]
+    lines = content(backend).splitlines()
+    assert lines[0].startswith("# ") and lines[1:] == ["%s 1;" % f for f in expected]
+    again = run_cli("c7n-apigw-certs", args, sandbox.env)
+    assert "unchanged (2 certificates)" in again.stdout
