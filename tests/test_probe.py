@@ -23,31 +23,6 @@ def needs_nginx():
                 "nginx cannot run here")
 
 
-def keyed(control):
-    """The sandbox's control, with ``private_key_pem``."""
-    if hasattr(control, "private_key_pem"):
-        return control
-    from c7n_apigw_certs.sandbox import certificates  # in-process server: its key pool
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    class Keyed:
-        def __getattr__(self, name):
-            return getattr(control, name)
-
-        def private_key_pem(self, cert_id, region):
-            pem = client("apigateway", region).get_client_certificate(
-                clientCertificateId=cert_id)["pemEncodedCertificate"]
-            public = x509.load_pem_x509_certificate(pem.encode()).public_key().public_numbers()
-            for key in certificates._keys:
-                if key.public_key().public_numbers() == public:
-                    return key.private_bytes(
-                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption()).decode()
-            return None
-    return Keyed()
-
-
 def pem_of(cert_id):
     return client("apigateway").get_client_certificate(
         clientCertificateId=cert_id)["pemEncodedCertificate"]
@@ -82,7 +57,7 @@ def setup_stage(sandbox, tmp_path):
 
 def nginx_probe(sandbox, tmp_path, stage, trust, mode):
     nginx = probe.Nginx(tmp_path / "nginx", {stage.label: str(trust)}, mode=mode).start()
-    run = probe.Probe(keyed(sandbox), boto3.Session(), [stage],
+    run = probe.Probe(sandbox, boto3.Session(), [stage],
                       lambda s: nginx.address(s.label), str(tmp_path))
     return nginx, run
 
@@ -121,7 +96,7 @@ def test_nginx_verify_trusts_one_of_two_api_gateway_certificates(sandbox, tmp_pa
     finally:
         nginx.stop()
     assert run.figures()["new presented, both in the file"] == {
-        "requests": 1, "accepted": 0, "refused": 1, "errors": 0}
+        "requests": 1, "accepted": 0, "refused": 1, "expired": 0, "errors": 0}
 
 
 def test_nginx_pinned_accepts_every_certificate_of_the_map(sandbox, tmp_path):
@@ -160,7 +135,7 @@ def test_the_stand_in_verifies_against_its_bundle(sandbox, tmp_path):
     api = make_rest_stage(old)
     (stage,) = probe.http_stages(boto3.Session(), [REGION])
     with probe.TlsServer(pem_of(old)) as server:
-        run = probe.Probe(keyed(sandbox), boto3.Session(), [stage], lambda s: server.address,
+        run = probe.Probe(sandbox, boto3.Session(), [stage], lambda s: server.address,
                           str(tmp_path))
         assert run.round()[0].outcome == probe.ACCEPTED
         switch(api, new)
@@ -179,7 +154,7 @@ def test_a_stage_presents_its_last_deployment(sandbox, tmp_path):
     sandbox.switches(needs_deployment=True)
     (stage,) = probe.http_stages(boto3.Session(), [REGION])
     with probe.TlsServer(pem_of(old)) as server:
-        run = probe.Probe(keyed(sandbox), boto3.Session(), [stage], lambda s: server.address,
+        run = probe.Probe(sandbox, boto3.Session(), [stage], lambda s: server.address,
                           str(tmp_path))
         switch(api, new)
         assert [(r.certificate, r.outcome) for r in run.round()] == [(old, probe.ACCEPTED)]

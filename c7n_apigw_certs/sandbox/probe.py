@@ -21,6 +21,8 @@ backend answers ``SUCCESS <serial>`` when it verified the certificate. A request
 - ``refused``: the handshake failed with an alert, or nginx's 400 "The SSL certificate error"
   (nginx completes the handshake and refuses the request: its verify callback accepts every
   certificate and the request handler checks the result, fact 157);
+- ``expired``: refused, and the certificate presented had expired by the backend's clock (the
+  real one): a stage that was broken before any rotation, which no trust file can mend;
 - ``error``: anything else (a backend that is down, a timeout), never counted as either.
 
 A stage counts when one of its API's methods (REST) or routes' integrations (WebSocket) is of
@@ -38,9 +40,12 @@ import tempfile
 import threading
 import time
 
+from .. import pem
+
 ACCOUNT = "123456789012"
 HTTP_TYPES = ("HTTP", "HTTP_PROXY")
 ACCEPTED, REFUSED, ERROR = "accepted", "refused", "error"
+EXPIRED = "expired"  # refused, and the certificate presented had expired: not a trust gap
 TIMEOUT = 10
 
 
@@ -90,7 +95,7 @@ class Presented:
     def __init__(self, control, session, workdir, account=ACCOUNT):
         self.control, self.session, self.account = control, session, account
         self.workdir = workdir
-        self.files = {}
+        self.files, self.not_after = {}, {}
 
     def of(self, stage):
         """(certificate id or ARN, path of the PEM file with the chain, path of the key)."""
@@ -99,11 +104,11 @@ class Presented:
         if not cert_id:
             return None, None, None
         if cert_id in self.files and not cert_id.startswith("arn:"):
-            return (cert_id,) + self.files[cert_id]
+            return (cert_id,) + self.files[cert_id][:2]
         certificate, chain = answer.get("certificate_pem"), answer.get("chain_pem") or ""
         if not certificate:
             certificate, chain = self.read(stage.region, cert_id)
-        key = private_key(self.control, cert_id, stage.region)
+        key = private_key(self.control, cert_id, stage.region, certificate)
         base = os.path.join(self.workdir, cert_id.replace("/", "_").replace(":", "_"))
         with open(base + ".pem", "w") as fh:
             fh.write(certificate.strip() + "\n" + (chain.strip() + "\n" if chain else ""))
@@ -111,7 +116,11 @@ class Presented:
             fh.write(key)
         os.chmod(base + ".key", 0o600)
         self.files[cert_id] = (base + ".pem", base + ".key")
+        self.not_after[cert_id] = pem.not_after(certificate, cert_id)
         return (cert_id,) + self.files[cert_id]
+
+    def expired(self, cert_id):
+        return self.not_after[cert_id] <= datetime.datetime.now(datetime.timezone.utc)
 
     def read(self, region, cert_id):
         if cert_id.startswith("arn:"):
@@ -123,14 +132,35 @@ class Presented:
         return found["pemEncodedCertificate"], ""
 
 
-def private_key(control, cert_id, region):
-    """The key the sandbox kept for a certificate it minted (``private_key_pem`` control)."""
-    answer = control.private_key_pem(cert_id, region)
-    if isinstance(answer, dict):
-        answer = answer.get("private_key_pem") or answer.get("key_pem")
+def private_key(control, cert_id, region, certificate):
+    """The key the sandbox kept for a certificate it minted (its ``private_key_pem`` control);
+    a sandbox without that control, served in this process, is asked for its key pool."""
+    if hasattr(control, "private_key_pem"):
+        answer = control.private_key_pem(cert_id, region)
+        if isinstance(answer, dict):
+            answer = answer.get("private_key_pem")
+    else:
+        answer = _pooled_key(certificate)
     if not answer:
         raise ProbeError("the sandbox has no private key for %s" % cert_id)
     return answer
+
+
+def _pooled_key(certificate):
+    """The key of the in-process sandbox's pool whose public half the certificate holds."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from . import certificates
+    public = x509.load_pem_x509_certificate(certificate.encode()).public_key().public_numbers()
+    pool = certificates._keys
+    for key in (k for keys in (pool.values() if isinstance(pool, dict) else [pool])
+                for k in keys):
+        if key.public_key().public_numbers() == public:
+            return key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).decode()
+    return None
 
 
 def request(address, certfile, keyfile, timeout=TIMEOUT):
@@ -176,6 +206,7 @@ class Probe:
         self.phase = "start"
         self.results = []
         self.lock = threading.Lock()
+        self.turn = threading.Lock()  # one round at a time: the background's or a caller's
         self._stop = threading.Event()
         self._thread = None
 
@@ -186,6 +217,8 @@ class Probe:
             result = Result(phase, stage.label, None, ERROR, "the stage presents no certificate")
         else:
             outcome, detail = request(self.route(stage), certfile, keyfile)
+            if outcome == REFUSED and self.presented.expired(cert_id):
+                outcome = EXPIRED
             result = Result(phase, stage.label, cert_id, outcome, detail)
         with self.lock:
             self.results.append(result)
@@ -193,17 +226,21 @@ class Probe:
 
     def round(self):
         """One request through every stage."""
-        return [self.once(stage) for stage in self.stages]
+        with self.turn:
+            return [self.once(stage) for stage in self.stages]
 
     # -- continuous requests in the background ------------------------------------------
-    def start(self):
+    def start(self, pause=0.1):
+        """Rounds in the background until ``stop``, ``pause`` seconds apart (room for the
+        runs being probed, on a small machine)."""
+        self.pause = pause
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def _run(self):
-        while not self._stop.is_set():
+        while not self._stop.wait(self.pause):
             try:
                 self.round()
             except Exception as e:  # noqa: BLE001 - recorded, and the proof fails on it
@@ -225,7 +262,8 @@ class Probe:
         with self.lock:
             results = list(self.results)
         for r in results:
-            row = out.setdefault(r.phase, {"requests": 0, ACCEPTED: 0, REFUSED: 0, "errors": 0})
+            row = out.setdefault(r.phase, {"requests": 0, ACCEPTED: 0, REFUSED: 0, EXPIRED: 0,
+                                           "errors": 0})
             row["requests"] += 1
             row["errors" if r.outcome == ERROR else r.outcome] += 1
         return out
@@ -237,10 +275,12 @@ class Probe:
 
 
 def figures_table(figures):
-    lines = ["%-28s %8s %8s %8s %6s" % ("phase", "requests", "accepted", "refused", "errors")]
+    """The figures as a table; ``expired`` counts refusals of a certificate already expired."""
+    lines = ["%-24s %8s %8s %8s %8s %6s" % (
+        "phase", "requests", "accepted", "refused", "expired", "errors")]
     for phase, row in figures.items():
-        lines.append("%-28s %8d %8d %8d %6d" % (
-            phase, row["requests"], row[ACCEPTED], row[REFUSED], row["errors"]))
+        lines.append("%-24s %8d %8d %8d %8d %6d" % (
+            phase, row["requests"], row[ACCEPTED], row[REFUSED], row[EXPIRED], row["errors"]))
     return "\n".join(lines)
 
 
