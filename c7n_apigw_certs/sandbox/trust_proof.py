@@ -68,7 +68,7 @@ class Backends:
 
     def __init__(self, env, stages, template, workdir, mode):
         self.env, self.stages, self.mode = env, stages, mode
-        self.workdir = workdir
+        self.workdir = workdir = os.path.abspath(workdir)
         self.trust_dir = os.path.join(workdir, "trust")
         os.makedirs(self.trust_dir, exist_ok=True)
         suffix = ".map" if mode == "pinned" else ".pem"
@@ -116,38 +116,83 @@ def seed_trust(session, stages, template, presented):
             pass
 
 
+class Proof:
+    """Backends and a probe around runs that the caller makes (``prove``, the demo):
+    ``with Proof(...) as proof``: ``proof.phase(label)`` before a run, ``proof.probed()``
+    after it, ``proof.sync()`` for the backends' trust-sync; the figures in ``proof.run``.
+    ``inprocess``: trust-sync's own function instead of the installed command (the demo's
+    speed; the tests run the command)."""
+
+    def __init__(self, control, env, policy, workdir, mode="pinned", regions=REGIONS,
+                 inprocess=False):
+        self.control, self.env, self.policy = control, env, policy
+        self.workdir, self.mode, self.regions = workdir, mode, regions
+        self.inprocess = inprocess
+
+    def __enter__(self):
+        session = _at(boto3.Session(aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"]),
+                      self.env["AWS_ENDPOINT_URL"])
+        self.session = session
+        stages = probe.http_stages(session, self.regions)
+        template, _ = ssm_template(self.policy)
+        self.backends = Backends(self.env, stages, template, self.workdir, self.mode)
+        self.run = probe.Probe(self.control, session, stages,
+                               lambda s: self.backends.nginx.address(s.label),
+                               _mkdir(os.path.join(self.workdir, "keys")))
+        seed_trust(session, stages, template, self.run.presented)
+        self._sync(reload=False)  # the files nginx starts with
+        self.backends.nginx.start()
+        self.run.phase = "before the rotation"
+        self.run.round()
+        self.run.start()
+        return self
+
+    def phase(self, label):
+        self.run.phase = label
+
+    def probed(self):
+        """One round now: every state the estate passes through is probed at least once."""
+        self.run.round()
+
+    def sync(self):
+        self._sync()
+        time.sleep(0.2)  # nginx starts its new workers after the reload's signal
+        self.run.round()
+
+    def _sync(self, reload=True):
+        if not self.inprocess:
+            return self.backends.sync(reload)
+        from .. import trust_sync
+        for stage in self.backends.stages:
+            trust_sync.sync(
+                trust_sync.Source(self.backends.sources[stage.label]),
+                self.backends.files[stage.label],
+                self.backends.nginx.reload_command if reload else None, session=self.session,
+                region=stage.region, form=FORMATS[self.mode])
+
+    def __exit__(self, *exc):
+        self.run.stop()
+        self.backends.nginx.stop()
+
+
 def prove(control, env, policy, workdir, schedule=ROTATION, mode="pinned", regions=REGIONS,
           label=None, say=None):
     """Run the schedule with requests through every stage; the ``probe.Probe`` (its
     ``figures()`` and ``results``) and the ``Backends`` (their ``syncs``). ``label(day)`` names
     the phase a run starts (default ``day N``); ``say`` receives a line per step."""
-    session = boto3.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-    endpoint = env["AWS_ENDPOINT_URL"]
-    session = _at(session, endpoint)
-    stages = probe.http_stages(session, regions)
-    template, _ = ssm_template(policy)
-    backends = Backends(env, stages, template, workdir, mode)
-    run = probe.Probe(control, session, stages, lambda s: backends.nginx.address(s.label),
-                      _mkdir(os.path.join(workdir, "keys")))
-    seed_trust(session, stages, template, run.presented)
-    backends.sync(reload=False)  # the files nginx starts with
-    backends.nginx.start()
     label = label or (lambda day: "day %d" % day)
     previous = 0
-    run.phase = "before the rotation"
-    run.round()
-    run.start()
-    try:
+    with Proof(control, env, policy, workdir, mode, regions) as proof:
         for step in schedule:
+            started = time.monotonic()
             if step[0] == "run":
                 day = step[1]
                 control.advance(days=day - previous)
                 previous = day
-                run.phase = label(day)
+                proof.phase(label(day))
                 out = os.path.join(workdir, "out", "day-%d" % day)
                 shown, cmd = custodian_command(out, policy, day)
-                started = time.monotonic()
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                       timeout=600)
                 if say:
@@ -156,18 +201,13 @@ def prove(control, env, policy, workdir, schedule=ROTATION, mode="pinned", regio
                 if proc.returncode:
                     raise probe.ProbeError("%s exited %d: %s" % (
                         shown, proc.returncode, proc.stderr[-3000:]))
+                proof.probed()
             else:
-                started = time.monotonic()
-                backends.sync()
-                time.sleep(0.2)  # nginx starts its new workers after the reload's signal
+                proof.sync()
                 if say:
                     say("trust-sync on %d backend(s) (%.1f s)" % (
-                        len(stages), time.monotonic() - started))
-            run.round()
-    finally:
-        run.stop()
-        backends.nginx.stop()
-    return run, backends
+                        len(proof.backends.stages), time.monotonic() - started))
+    return proof.run, proof.backends
 
 
 def _at(session, endpoint):
