@@ -456,3 +456,78 @@ def test_the_same_in_process(mocked):
     CONTROLS.renew_acm_certificate(arn)
     assert CONTROLS.presented(REGION, "REST", api_id, "prod")["certificate_pem"] != \
         got["Certificate"]
+
+
+# -- IAM (fact 119) ------------------------------------------------------------------------------
+def _assumed(name, *statements):
+    from test_sandbox_iam import assumed
+    return assumed(name, *statements)
+
+
+def _refusal(call):
+    with pytest.raises(ClientError) as err:
+        call()
+    return err.value.response
+
+
+def test_iam_scopes_acm_calls_to_the_certificate_and_lists_to_star(sandbox, cas):
+    _, issuing = cas
+    mine = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    other = make_acm_cert(sandbox, "imported", 30)
+    session = _assumed("acm-reader", {
+        "Effect": "Allow", "Resource": mine,
+        "Action": ["acm:DescribeCertificate", "acm:GetCertificate", "acm:AddTagsToCertificate",
+                   "acm:ListTagsForCertificate"]},
+        {"Effect": "Allow", "Action": "acm:ListCertificates", "Resource": "*"})
+    acm = session.client("acm", config=NO_RETRY)
+    assert acm.describe_certificate(CertificateArn=mine)["Certificate"]["CertificateArn"] == mine
+    assert acm.get_certificate(CertificateArn=mine)["Certificate"].startswith("-----BEGIN")
+    acm.add_tags_to_certificate(CertificateArn=mine, Tags=[{"Key": "k", "Value": "v"}])
+    assert acm.list_tags_for_certificate(CertificateArn=mine)["Tags"] == [
+        {"Key": "k", "Value": "v"}]
+    assert len(acm.list_certificates()["CertificateSummaryList"]) == 2
+    answer = _refusal(lambda: acm.describe_certificate(CertificateArn=other))
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert answer["Error"]["Code"] == "AccessDeniedException"
+    assert answer["Error"]["Message"] == (
+        "User: arn:aws:sts::%s:assumed-role/acm-reader/tester is not authorized to perform: "
+        "acm:DescribeCertificate on resource: %s because no identity-based policy allows the "
+        "acm:DescribeCertificate action" % (ACCOUNT, other))
+    answer = _refusal(lambda: acm.request_certificate(
+        DomainName="a.example.com", CertificateAuthorityArn=issuing["arn"]))
+    assert "acm:RequestCertificate on resource: *" in answer["Error"]["Message"]
+    answer = _refusal(lambda: acm.delete_certificate(CertificateArn=mine))
+    assert "acm:DeleteCertificate on resource: %s" % mine in answer["Error"]["Message"]
+    denied = [r for r in sandbox.counters() if r["outcome"] == "denied"]
+    assert sorted((r["service"], r["operation"]) for r in denied) == [
+        ("acm", "DeleteCertificate"), ("acm", "DescribeCertificate"),
+        ("acm", "RequestCertificate")]
+    # Nothing refused happened: the certificate is still there, no new one was requested.
+    assert len(client("acm").list_certificates()["CertificateSummaryList"]) == 2
+
+
+def test_iam_scopes_private_ca_calls_to_the_ca(sandbox, cas):
+    root, issuing = cas
+    session = _assumed("pca-reader", {
+        "Effect": "Allow", "Resource": issuing["arn"],
+        "Action": ["acm-pca:DescribeCertificateAuthority",
+                   "acm-pca:GetCertificateAuthorityCertificate"]},
+        {"Effect": "Allow", "Action": "acm:RequestCertificate", "Resource": "*"})
+    pca = session.client("acm-pca", config=NO_RETRY)
+    assert pca.describe_certificate_authority(CertificateAuthorityArn=issuing["arn"])[
+        "CertificateAuthority"]["Status"] == "ACTIVE"
+    assert pca.get_certificate_authority_certificate(
+        CertificateAuthorityArn=issuing["arn"])["CertificateChain"]
+    answer = _refusal(lambda: pca.describe_certificate_authority(
+        CertificateAuthorityArn=root["arn"]))
+    assert (answer["ResponseMetadata"]["HTTPStatusCode"], answer["Error"]["Code"]) == (
+        400, "AccessDeniedException")
+    assert "acm-pca:DescribeCertificateAuthority on resource: %s " % root["arn"] in answer[
+        "Error"]["Message"]
+    answer = _refusal(pca.list_certificate_authorities)
+    assert "acm-pca:ListCertificateAuthorities on resource: *" in answer["Error"]["Message"]
+    # RequestCertificate with a CA needs acm:RequestCertificate only (fact 111, option B).
+    arn = session.client("acm", config=NO_RETRY).request_certificate(
+        DomainName="a.example.com", CertificateAuthorityArn=issuing["arn"])["CertificateArn"]
+    assert client("acm").describe_certificate(CertificateArn=arn)["Certificate"][
+        "Status"] == "ISSUED"
