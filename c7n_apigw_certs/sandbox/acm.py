@@ -388,8 +388,7 @@ def _private_failure(ca, region, account, not_after):
 
 
 def issue_private(account, region, ca_arn, domain="api.example.com", key_type="RSA_2048",
-                  expires_in_days=PRIVATE_DAYS, renewal="ELIGIBLE", tags=None,
-                  check_ca=True, not_before=None):
+                  expires_in_days=PRIVATE_DAYS, renewal="ELIGIBLE", tags=None):
     """A PRIVATE certificate signed by the CA, or FAILED with Private CA's reason."""
     if key_type not in PRIVATE_KEY_TYPES:
         raise AWSValidationException("KeyAlgorithm %s is not supported for private "
@@ -398,18 +397,18 @@ def issue_private(account, region, ca_arn, domain="api.example.com", key_type="R
     start = now()
     end = start + datetime.timedelta(days=float(expires_in_days))
     ca = acmpca.find_ca(ca_arn)
-    reason = _private_failure(ca, region, account, end) if check_ca else None
-    if ca is None or reason:
+    reason = _private_failure(ca, region, account, end)
+    if reason:
         # A FAILED request holds no issued certificate; a placeholder keeps moto's shape.
         pem, _ = outside_leaf(IMPORT_ISSUER, key, domain, start, start + datetime.timedelta(
             days=1))
         cert = SandboxCertificate(account, region, pem, key_pem(key).encode(),
                                   cert_type="PRIVATE", status="FAILED", ca_arn=ca_arn,
                                   renewal="INELIGIBLE", check_dates=False)
-        cert.failure_reason = reason or "PCA_RESOURCE_NOT_FOUND"
+        cert.failure_reason = reason
     else:
-        pem = acmpca.issue_end_entity(ca, key.public_key(), domain,
-                                      not_before or start - acmpca.BACKDATE, end)
+        pem = acmpca.issue_end_entity(ca, key.public_key(), domain, start - acmpca.BACKDATE,
+                                      end)
         cert = SandboxCertificate(account, region, pem, key_pem(key).encode(),
                                   cert_type="PRIVATE", ca_arn=ca_arn, renewal=renewal,
                                   check_dates=False)
