@@ -584,3 +584,26 @@ def test_faults_reach_acm_calls_by_certificate(sandbox):
     faults = [r for r in sandbox.counters() if r["outcome"] == "fault"]
     assert [(r["service"], r["operation"], r["calls"]) for r in faults] == [
         ("acm", "DescribeCertificate", 1)]
+
+
+@pytest.mark.parametrize("delay", [0, 3600])
+def test_a_renewal_reaches_the_stage_after_the_propagation_switch(sandbox, cas, delay):
+    _, issuing = cas
+    sandbox.switches(acm_propagation_seconds=delay)
+    arn = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    api_id = make_rest_stage(make_cert(sandbox, 100))
+    set_cert(client("apigateway"), api_id, arn)
+    before = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    sandbox.renew_acm_certificate(arn)
+    current = client("acm").get_certificate(CertificateArn=arn)["Certificate"]
+    during = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    sandbox.advance(seconds=3601)
+    after = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    expected_during = before if delay else after
+    assert during["certificate_pem"] == expected_during["certificate_pem"]
+    assert during["private_key_pem"] == expected_during["private_key_pem"]
+    assert after["certificate_pem"] == current != before["certificate_pem"]
+    for shown in (before, during, after):  # the key presented matches the certificate
+        key = serialization.load_pem_private_key(shown["private_key_pem"].encode(), None)
+        assert key.public_key().public_numbers() == load(
+            shown["certificate_pem"]).public_key().public_numbers()

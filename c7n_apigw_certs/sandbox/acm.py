@@ -363,7 +363,10 @@ class SandboxCertificate(CertBundle):
         return key_pem(self._key)
 
     def replace_version(self, pem, key, chain=None):
-        """A new version under the same ARN (a renewal or a re-import)."""
+        """A new version under the same ARN (a renewal or a re-import). The version it replaces
+        is kept, with the moment it was replaced, for ``presented_version``."""
+        self.previous = (self.certificate_pem(), self.chain_pem(), self.private_key_pem(),
+                         now())
         self.cert = pem
         self._cert = x509.load_pem_x509_certificate(pem)
         self._key = key
@@ -745,12 +748,19 @@ def refusal_for_stage(arn, account, region):
     return None
 
 
-def presented_pems(arn):
-    """(certificate PEM, chain PEM) of the certificate's current version."""
+def presented_version(arn):
+    """(certificate PEM, chain PEM, private key PEM) of the version a stage presents: the
+    current one, or the one it replaced while the switch ``acm_propagation_seconds`` has not
+    passed since the replacement on the sandbox clock (fact 110: propagation time
+    unverified). (None, None, None) for an unknown ARN."""
     cert = find(arn)
     if cert is None:
-        return None, None
-    return cert.certificate_pem(), cert.chain_pem()
+        return None, None, None
+    previous = getattr(cert, "previous", None)
+    delay = datetime.timedelta(seconds=CONTROLS.switches.acm_propagation_seconds)
+    if previous is not None and now() < previous[3] + delay:
+        return previous[:3]
+    return cert.certificate_pem(), cert.chain_pem(), cert.private_key_pem()
 
 
 @functools.cache  # once per process: every install patches moto in place
