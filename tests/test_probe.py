@@ -161,3 +161,27 @@ def test_a_stage_presents_its_last_deployment(sandbox, tmp_path):
         sandbox.deploy_interval(0)
         client("apigateway").create_deployment(restApiId=api, stageName="prod")
         assert [(r.certificate, r.outcome) for r in run.round()] == [(new, probe.REFUSED)]
+
+
+def test_a_private_certificate_is_verified_through_its_chain(sandbox, tmp_path):
+    """The migration's case (issue 17): a stage on an ACM private certificate issued by a
+    subordinate CA presents it with its chain, and nginx in ``verify`` mode trusting only the
+    root accepts it; one of another root is refused. Two such certificates do not collide as
+    API Gateway's do: the file holds the CA, not the certificates."""
+    needs_nginx()
+    from conftest import make_acm_cert
+    root = sandbox.create_private_ca(REGION, "Backend Root CA")
+    issuing = sandbox.create_private_ca(REGION, "Backend Issuing CA", parent_arn=root["arn"])
+    ours = make_acm_cert(sandbox, "private", 300, ca_arn=issuing["arn"])
+    theirs = make_acm_cert(sandbox, "private", 300)  # a root of its own
+    api = make_rest_stage(ours)
+    (stage,) = probe.http_stages(boto3.Session(), [REGION])
+    trust = tmp_path / "ca.pem"
+    trust.write_text(root["certificate_pem"].strip() + "\n")
+    nginx, run = nginx_probe(sandbox, tmp_path, stage, trust, "verify")
+    try:
+        assert [(r.certificate, r.outcome) for r in run.round()] == [(ours, probe.ACCEPTED)]
+        switch(api, theirs)
+        assert [(r.certificate, r.outcome) for r in run.round()] == [(theirs, probe.REFUSED)]
+    finally:
+        nginx.stop()

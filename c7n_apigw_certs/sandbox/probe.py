@@ -3,8 +3,9 @@
 API Gateway presents a stage's client certificate to an HTTP backend (docs/aws-behaviour.md,
 fact 9); the backend accepts the handshake only if the certificate is in its trust file. The
 probe plays the stage's side of that handshake, with what the stage presents *at that moment*
-(``presented``: after its last deployment under the switch ``needs_deployment``) and the
-private key the sandbox keeps for every certificate it mints, and asks a real backend:
+(the sandbox's ``presented_certificate``: after its last deployment under the switch
+``needs_deployment``, an ACM certificate's current version with its chain) and the private key
+the sandbox keeps for every certificate it mints, and asks a real backend:
 
 - ``Nginx``: Debian's nginx, a non-daemon master with its own prefix, configuration and ports
   under a directory of the caller's, one ``server`` per stage with ``ssl_verify_client on`` and
@@ -88,9 +89,9 @@ def _rest_has_http(client, api_id):
 
 
 class Presented:
-    """What each stage presents now: certificate, chain and key, read from the sandbox. Client
-    certificates of API Gateway never change under their id, so they are kept once read; an
-    ACM certificate is read every time (a renewal keeps the ARN)."""
+    """What each stage presents now: certificate, chain and key, read from the sandbox, and
+    written to files once per certificate version (``ssl`` loads a client certificate from
+    files only)."""
 
     def __init__(self, control, session, workdir, account=ACCOUNT):
         self.control, self.session, self.account = control, session, account
@@ -99,68 +100,30 @@ class Presented:
 
     def of(self, stage):
         """(certificate id or ARN, path of the PEM file with the chain, path of the key)."""
-        answer = self.control.presented(self.account, stage.region, stage.api_id, stage.name)
+        answer = self.control.presented_certificate(
+            self.account, stage.region, stage.api_id, stage.name, stage.protocol)
         cert_id = answer.get("certificate_id_or_arn") or answer.get("presented")
         if not cert_id:
             return None, None, None
-        if cert_id in self.files and not cert_id.startswith("arn:"):
-            return (cert_id,) + self.files[cert_id][:2]
-        certificate, chain = answer.get("certificate_pem"), answer.get("chain_pem") or ""
-        if not certificate:
-            certificate, chain = self.read(stage.region, cert_id)
-        key = private_key(self.control, cert_id, stage.region, certificate)
-        base = os.path.join(self.workdir, cert_id.replace("/", "_").replace(":", "_"))
-        with open(base + ".pem", "w") as fh:
-            fh.write(certificate.strip() + "\n" + (chain.strip() + "\n" if chain else ""))
-        with open(base + ".key", "w") as fh:
-            fh.write(key)
-        os.chmod(base + ".key", 0o600)
-        self.files[cert_id] = (base + ".pem", base + ".key")
-        self.not_after[cert_id] = pem.not_after(certificate, cert_id)
-        return (cert_id,) + self.files[cert_id]
+        certificate, chain = answer["certificate_pem"], answer.get("chain_pem") or ""
+        key = answer.get("private_key_pem")
+        if not key:
+            raise ProbeError("the sandbox has no private key for %s" % cert_id)
+        # A renewed ACM certificate keeps its ARN: its files are named by its serial too.
+        name = "%s-%s" % (cert_id, pem.validity(certificate, cert_id)[1].strftime("%Y%m%d%H%M%S"))
+        if name not in self.files:
+            base = os.path.join(self.workdir, name.replace("/", "_").replace(":", "_"))
+            with open(base + ".pem", "w") as fh:
+                fh.write(certificate.strip() + "\n" + (chain.strip() + "\n" if chain else ""))
+            with open(base + ".key", "w") as fh:
+                fh.write(key)
+            os.chmod(base + ".key", 0o600)
+            self.files[name] = (base + ".pem", base + ".key")
+            self.not_after[cert_id] = pem.not_after(certificate, cert_id)
+        return (cert_id,) + self.files[name]
 
     def expired(self, cert_id):
         return self.not_after[cert_id] <= datetime.datetime.now(datetime.timezone.utc)
-
-    def read(self, region, cert_id):
-        if cert_id.startswith("arn:"):
-            found = self.session.client("acm", region_name=region).get_certificate(
-                CertificateArn=cert_id)
-            return found["Certificate"], found.get("CertificateChain", "")
-        found = self.session.client("apigateway", region_name=region).get_client_certificate(
-            clientCertificateId=cert_id)
-        return found["pemEncodedCertificate"], ""
-
-
-def private_key(control, cert_id, region, certificate):
-    """The key the sandbox kept for a certificate it minted (its ``private_key_pem`` control);
-    a sandbox without that control, served in this process, is asked for its key pool."""
-    if hasattr(control, "private_key_pem"):
-        answer = control.private_key_pem(cert_id, region)
-        if isinstance(answer, dict):
-            answer = answer.get("private_key_pem")
-    else:
-        answer = _pooled_key(certificate)
-    if not answer:
-        raise ProbeError("the sandbox has no private key for %s" % cert_id)
-    return answer
-
-
-def _pooled_key(certificate):
-    """The key of the in-process sandbox's pool whose public half the certificate holds."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    from . import certificates
-    public = x509.load_pem_x509_certificate(certificate.encode()).public_key().public_numbers()
-    pool = certificates._keys
-    for key in (k for keys in (pool.values() if isinstance(pool, dict) else [pool])
-                for k in keys):
-        if key.public_key().public_numbers() == public:
-            return key.private_bytes(serialization.Encoding.PEM,
-                                     serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()
-    return None
 
 
 def request(address, certfile, keyfile, timeout=TIMEOUT):
