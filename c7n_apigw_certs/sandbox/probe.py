@@ -20,8 +20,8 @@ backend answers ``SUCCESS <serial>`` when it verified the certificate. A request
 
 - ``accepted``: 200 and ``SUCCESS``;
 - ``refused``: the handshake failed with an alert, or nginx's 400 "The SSL certificate error"
-  (nginx completes the handshake and refuses the request: its verify callback accepts every
-  certificate and the request handler checks the result, fact 157);
+  (nginx completes the handshake with an untrusted certificate and refuses the request,
+  fact 157);
 - ``expired``: refused, and the certificate presented had expired by the backend's clock (the
   real one): a stage that was broken before any rotation, which no trust file can mend;
 - ``error``: anything else (a backend that is down, a timeout), never counted as either.
@@ -334,9 +334,9 @@ MODES = ("verify", "pinned")
 
 class Nginx:
     """nginx in the foreground, one TLS server per site, each with its own trust file and
-    port; ``reload_command`` is what ``trust-sync --reload`` runs (a configuration test first:
-    ``nginx -s reload`` itself exits 0 even when the master then refuses the new files,
-    fact 158)."""
+    port; ``reload_command`` is what ``trust-sync --reload`` runs: ``nginx -t`` then
+    ``nginx -s reload``, each of which loads the trust files and exits 1 when one does not load
+    (fact 158), so trust-sync puts the old file back before the master ever sees the new one."""
 
     def __init__(self, prefix, sites, binary=None, mode="verify"):
         """``sites``: {name: trust file path}; each file must exist (nginx refuses to start
