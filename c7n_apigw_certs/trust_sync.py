@@ -18,10 +18,12 @@ installed, also its parser), and only when the content differs from the file:
 3. if the reload fails (non-zero exit, or no exit within ``--reload-timeout``), puts the old
    file back the same way (or removes the new one if there was none) and fails.
 
-Any failure (the bundle is missing, unreadable, access is denied, it is not PEM certificates,
-the file cannot be written, the reload fails) leaves the old file as it was, prints one line
-naming the source and the cause on stderr, and exits 1. An unchanged bundle writes nothing and
-reloads nothing, so running it every minute is cheap and idempotent. Exit 0 otherwise.
+Runs on one file never overlap: a lock file beside it (``exclusive``); a run that finds it held
+changes nothing and fails. Any failure (the bundle is missing, unreadable, access is denied,
+it is not PEM certificates, the file cannot be written, the reload fails) leaves the old file
+as it was, prints one line naming the source and the cause on stderr, and exits 1. An
+unchanged bundle writes nothing and reloads nothing, so running it every minute is cheap and
+idempotent. Exit 0 otherwise.
 
 ``--format nginx-map`` writes the certificates' SHA-1 fingerprints as an nginx ``map`` include
 instead of the PEMs (``as_nginx_map``: why nginx needs it during a rotation of API Gateway's
@@ -31,6 +33,8 @@ Its IAM is ``c7n-apigw-certs iam --trust-sync SOURCE``: ``ssm:GetParameter`` on 
 or ``s3:GetObject`` on the object, nothing else (``iam_resources``).
 """
 import base64
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -226,6 +230,26 @@ def reload(command, timeout):
     return None
 
 
+@contextlib.contextmanager
+def exclusive(path):
+    """One run at a time per file (cron can start one while another still reloads): a lock
+    on ``.<name>.trust-sync.lock`` beside it; a run that finds it taken changes nothing."""
+    lock = os.path.join(os.path.dirname(os.path.abspath(path)),
+                        ".%s.trust-sync.lock" % os.path.basename(path))
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise SyncError("cannot open the lock %s: %s" % (lock, e)) from e
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncError("another trust-sync is updating it (%s is locked)" % lock) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def sync(source, path, reload_command=None, session=None, region=None,
          reload_timeout=DEFAULT_RELOAD_TIMEOUT, form="pem"):
     """One run (see the module's docstring): ``"unchanged"`` or ``"updated"``, or
@@ -234,7 +258,11 @@ def sync(source, path, reload_command=None, session=None, region=None,
     session = session or boto3.Session()
     text = source.read(session, region)
     count = check(text)
-    data = FORMATS[form](text)
+    with exclusive(path):
+        return _replace(path, FORMATS[form](text), count, reload_command, reload_timeout)
+
+
+def _replace(path, data, count, reload_command, reload_timeout):
     old = read_file(path)
     if old == data:
         return "unchanged", count

@@ -46,7 +46,9 @@ class Backend:
         return len(self.reloads.read_text().splitlines()) if self.reloads.exists() else 0
 
     def leftovers(self):
-        return sorted(p.name for p in self.dir.iterdir() if p != self.path)
+        """Files beside the trust file but its lock: temporary files left behind."""
+        return sorted(p.name for p in self.dir.iterdir()
+                      if p != self.path and not p.name.endswith(".trust-sync.lock"))
 
 
 def sync(sandbox, backend, source="ssm:" + PARAMETER, reload=None, env=None, check=False):
@@ -248,3 +250,16 @@ def test_nginx_map_format_writes_the_fingerprints(sandbox, backend):
     assert lines[0].startswith("# ") and lines[1:] == ["%s 1;" % f for f in expected]
     again = run_cli("c7n-apigw-certs", args, sandbox.env)
     assert "unchanged (2 certificates)" in again.stdout
+
+
+def test_a_run_while_another_holds_the_file_changes_nothing(sandbox, backend):
+    import fcntl
+    put_parameter(bundle(make_cert(sandbox, 30)))
+    backend.path.write_text("the old trust\n")
+    lock = backend.dir / ".apigw-trust.pem.trust-sync.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = sync(sandbox, backend)
+    assert proc.returncode == 1 and "another trust-sync is updating it" in proc.stderr
+    assert content(backend) == "the old trust\n" and backend.reload_count() == 0
+    assert sync(sandbox, backend).returncode == 0  # released: the next run goes through
