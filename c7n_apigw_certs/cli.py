@@ -130,7 +130,8 @@ def main(argv=None):
     preview.add_argument("policy_file", metavar="POLICY.yml")
     preview.add_argument("-r", "--region", action="append",
                          type=_matching(r"[a-z]{2}(-[a-z]+)+-\d+", "a region"),
-                         help="repeat for more regions (default: us-east-1)")
+                         help="repeat for more regions (default: AWS_REGION, "
+                         "AWS_DEFAULT_REGION, else us-east-1)")
     preview.add_argument("--assume", help="a role to assume, as custodian's --assume")
     preview.add_argument("--profile", help="an AWS profile, as custodian's --profile")
     preview.add_argument("--json", action="store_true", help="one JSON list of entries")

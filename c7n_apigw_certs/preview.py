@@ -14,6 +14,7 @@ What the run re-checks right before each change (a bundle that lacks a PEM, a st
 a call that fails) can stop it earlier than the plan says; it never goes further.
 """
 import json
+import os
 import sys
 import tempfile
 
@@ -146,6 +147,12 @@ def text(entry):
     return "\n".join(lines)
 
 
+def default_region():
+    """The environment's region (c7n-org's ``run-script`` sets it per account and region, fact
+    134), else us-east-1."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 def run_plan(args):
     """Print the plan of every rotate policy of the file, per region; exit 1 if a
     certificate's state stops its rotation, 2 if the file cannot be planned."""
@@ -154,7 +161,7 @@ def run_plan(args):
     entries = []
     try:
         with tempfile.TemporaryDirectory(prefix="c7n-apigw-certs-plan-") as out:
-            for region in args.region or ["us-east-1"]:
+            for region in args.region or [default_region()]:
                 for policy, action in rotate_policies(args.policy_file,
                                                       options_for(region, args, out)):
                     entries.extend(plan_policy(policy, action))

@@ -6,13 +6,14 @@ have written stops only its own certificate (``StateError``), and the log names 
 the run that follows does, forged tags included, and it runs under its own IAM document."""
 import datetime
 import json
+import os
 import re
 import shutil
 
 import pytest
 
 from conftest import (
-    ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, make_cert,
+    ACCOUNT, BIN, REGION, api_calls, assume_role_allowed, client, custodian_run, make_cert,
     make_rest_stage, run_at, run_cli, write_policy)
 
 BUCKET = "trust-bundles"
@@ -312,11 +313,11 @@ def test_plan_under_c7n_org_run_script(sandbox, tmp_path):
     policy = write_policy(tmp_path, {
         "name": "rotate", "resource": "aws.apigw-client-certificate",
         "filters": [{"type": "expiring", "days": 30}],
-        "actions": [{"type": "rotate", "switch-after-days": 3, "publish": [
+        "actions": [{"type": "rotate", "switch-after-days": 1, "publish": [
             {"type": "ssm", "name": "/trust/{account_id}/{api_id}/{stage_name}"}]}]})
     out = tmp_path / "org-out"
-    run_cli("c7n-org", ["run-script", "-c", str(config), "-s", str(out), "-r", REGION,
-                        "c7n-apigw-certs", "plan", policy, "-r", "{region}", "--json"],
+    run_cli("c7n-org", ["run-script", "-c", str(config), "-s", str(out), "-r", REGION, "--",
+                        os.path.join(BIN, "c7n-apigw-certs"), "plan", policy, "--json"],
             dict(sandbox.env, C7N_ORG_PARALLEL="2"))
     for name in ACCOUNTS:
         (entry,) = json.loads((out / name / REGION / "stdout").read_text())
