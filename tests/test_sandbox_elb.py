@@ -149,3 +149,97 @@ def test_an_acm_private_chain_is_what_a_trust_store_takes(sandbox):
     chain = client("acm").get_certificate(CertificateArn=arn)["CertificateChain"]
     put(chain)
     assert create()["NumberOfCaCertificates"] == 2
+
+
+# -- the trust destination ``elb-trust-store`` (stores.ElbTrustStore) ------------------------------
+def stores():
+    import boto3
+    from c7n.query import QueryResourceManager
+    from c7n.utils import reset_session_cache
+
+    from c7n_apigw_certs.stores import Stores
+    reset_session_cache()
+    return Stores(lambda: boto3.Session(region_name=REGION), REGION,
+                  QueryResourceManager.retry)
+
+
+def elb_location(name="alb-trust"):
+    from c7n_apigw_certs.publish import Location
+    return Location({"type": "elb-trust-store", "trust_store": name, "bucket": BUCKET,
+                     "key": KEY}, {})
+
+
+@pytest.fixture
+def ca_store(sandbox):
+    root = sandbox.create_private_ca(REGION, "Root")
+    put(root["certificate_pem"])
+    arn = create()["TrustStoreArn"]
+    return root, arn
+
+
+def test_destination_merges_writes_and_loads_the_new_version(sandbox, ca_store):
+    root, arn = ca_store
+    sandbox.switches(trust_store_pending_describes=2)  # the destination waits for ACTIVE
+    issuing = sandbox.create_private_ca(REGION, "Issuing", parent_arn=root["arn"])
+    target = stores()
+    target.adapter(elb_location()).sleep = lambda seconds: None
+    text = target.update(elb_location(), add=[issuing["certificate_pem"]])
+    assert subjects(text) == ["CN=Root", "CN=Issuing"]
+    assert subjects(sandbox.trust_store_bundle(arn)) == ["CN=Root", "CN=Issuing"]
+    body = client("s3").get_object(Bucket=BUCKET, Key=KEY)["Body"].read().decode()
+    assert subjects(body) == ["CN=Root", "CN=Issuing"]
+    calls = {r["operation"]: r["calls"] for r in sandbox.counters()
+             if r["service"] == "elasticloadbalancing" and r["outcome"] == "ok"}
+    assert calls["ModifyTrustStore"] == 1 and calls["DescribeTrustStores"] >= 3
+
+
+@pytest.mark.parametrize("mode", ["refuse", "accept"])
+def test_destination_with_a_generated_certificate_follows_the_switch(sandbox, ca_store, mode):
+    from c7n_apigw_certs.stores import StoreError
+    root, arn = ca_store
+    sandbox.switches(trust_store_self_signed=mode)
+    generated = sandbox.create_certificate(expires_in_days=100)["pemEncodedCertificate"]
+    target = stores()
+    if mode == "refuse":
+        with pytest.raises(StoreError, match="this load balancer needs a CA") as refused:
+            target.update(elb_location(), add=[generated])
+        assert "private certificate" in str(refused.value)
+        body = client("s3").get_object(Bucket=BUCKET, Key=KEY)["Body"].read().decode()
+        assert subjects(body) == ["CN=Root"]  # put back as it was
+        assert subjects(sandbox.trust_store_bundle(arn)) == ["CN=Root"]
+    else:
+        text = target.update(elb_location(), add=[generated])
+        assert subjects(sandbox.trust_store_bundle(arn)) == subjects(text) == [
+            "CN=Root", "CN=ApiGateway,L=Seattle,C=US"]
+
+
+def test_destination_loads_a_bundle_s3_holds_but_the_trust_store_does_not(sandbox, ca_store):
+    root, arn = ca_store
+    other = sandbox.create_private_ca(REGION, "Other")
+    put(root["certificate_pem"] + other["certificate_pem"])  # a run stopped before Modify
+    text = stores().update(elb_location(), add=[other["certificate_pem"]])
+    assert subjects(text) == ["CN=Root", "CN=Other"]
+    assert subjects(sandbox.trust_store_bundle(arn)) == ["CN=Root", "CN=Other"]
+
+
+def test_destination_refuses_before_writing_a_bundle_over_25(sandbox, ca_store):
+    from c7n_apigw_certs.stores import StoreError
+    _, arn = ca_store
+    extra = [sandbox.create_private_ca(REGION, "CA %d" % i)["certificate_pem"]
+             for i in range(25)]
+    with pytest.raises(StoreError, match="over the 25"):
+        stores().plan(elb_location(), add=extra)
+    body = client("s3").get_object(Bucket=BUCKET, Key=KEY)["Body"].read().decode()
+    assert subjects(body) == ["CN=Root"]
+    with pytest.raises(StoreError, match="no trust store named nope"):
+        stores().update(elb_location("nope"), add=extra[:1])
+
+
+def test_destination_permissions_are_scoped():
+    from c7n_apigw_certs.stores import ElbTrustStore
+    found = ElbTrustStore.iam_resources({"type": "elb-trust-store", "trust_store": "alb-{region}",
+                                         "bucket": BUCKET, "key": "alb/{api_id}.pem"})
+    assert found["elasticloadbalancing:ModifyTrustStore"] == [
+        "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:truststore/alb-${Region}/*"]
+    assert found["s3:PutObject"] == ["arn:${Partition}:s3:::%s/alb/*.pem" % BUCKET]
+    assert found["elasticloadbalancing:DescribeTrustStores"] == ["*"]
