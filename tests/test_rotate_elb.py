@@ -103,3 +103,81 @@ def test_generated_iam_covers_the_trust_store(sandbox, tmp_path, missing):
                                   PolicyDocument=json.dumps(document))
     custodian_run(sandbox, tmp_path, path, extra=["--assume", role])
     assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] != old
+
+
+def test_an_openssl_load_balancer_refuses_the_successor_of_a_generated_certificate(
+        sandbox, tmp_path):
+    """Real TLS, and a finding (docs/aws-behaviour.md, fact 168): even a trust store that takes
+    API Gateway's certificates does not carry a rotation to a load balancer that verifies as
+    OpenSSL does. The stand-in (``probe.TrustStoreBackend``) accepts the old certificate before
+    the rotation, and after it refuses the successor although the trust store's bundle holds
+    it: both are self-signed ``CN=ApiGateway`` with no key ids, and OpenSSL looks the issuer up
+    by name and tries the first match only (the backends' finding with nginx, fact 164's
+    neighbours). Hence the message of the refusal: such a load balancer needs a CA."""
+    import boto3
+
+    from c7n_apigw_certs.sandbox.probe import (
+        ACCEPTED, REFUSED, Presented, Stage, TrustStoreBackend, request)
+    sandbox.switches(trust_store_self_signed="accept")
+    old = make_cert(sandbox, 10)
+    api = make_rest_stage(old, "a")
+    apigw = client("apigateway")
+    arn = trust_store(sandbox, apigw.get_client_certificate(clientCertificateId=old)[
+        "pemEncodedCertificate"])
+    stage = Stage(REGION, "REST", api, "prod")
+    presented = Presented(sandbox, boto3.Session(region_name=REGION), str(tmp_path))
+    balancer = TrustStoreBackend(sandbox, arn).start()
+    try:
+        _, certfile, keyfile = presented.of(stage)
+        assert request(balancer.address, certfile, keyfile)[0] == ACCEPTED
+        custodian_run(sandbox, tmp_path, policy())
+        balancer.refresh()
+        cert_id, certfile, keyfile = presented.of(stage)
+        new_pem = apigw.get_client_certificate(clientCertificateId=cert_id)[
+            "pemEncodedCertificate"]
+        assert cert_id != old and serial(new_pem) in serials(sandbox.trust_store_bundle(arn))
+        assert request(balancer.address, certfile, keyfile)[0] == REFUSED
+    finally:
+        balancer.stop()
+
+
+def test_a_load_balancer_trusting_the_private_ca_accepts_renewals_with_no_change(
+        sandbox, tmp_path):
+    """The way out the refusal names: a stage on a private certificate, the trust store
+    holding its CA chain. Real TLS accepts it, and still accepts after the certificate is
+    renewed, with no trust store call in between; negative control: a load balancer trusting
+    another CA refuses it."""
+    import boto3
+
+    from c7n_apigw_certs.sandbox.probe import (
+        ACCEPTED, REFUSED, Presented, Stage, TrustStoreBackend, request)
+    from conftest import make_acm_cert
+    root = sandbox.create_private_ca(REGION, "Backend Root")
+    issuing = sandbox.create_private_ca(REGION, "Issuing", parent_arn=root["arn"])
+    arn = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    api = make_rest_stage(make_cert(sandbox, 100), "a")
+    client("apigateway").update_stage(restApiId=api, stageName="prod", patchOperations=[
+        {"op": "replace", "path": "/clientCertificateId", "value": arn}])
+    store = trust_store(sandbox, root["certificate_pem"])
+    other = sandbox.create_private_ca(REGION, "Other Root")
+    client("s3").put_object(Bucket=BUCKET, Key="other.pem", Body=other["certificate_pem"])
+    other_store = client("elbv2").create_trust_store(
+        Name="other", CaCertificatesBundleS3Bucket=BUCKET,
+        CaCertificatesBundleS3Key="other.pem")["TrustStores"][0]["TrustStoreArn"]
+    stage = Stage(REGION, "REST", api, "prod")
+    presented = Presented(sandbox, boto3.Session(region_name=REGION), str(tmp_path))
+    balancer = TrustStoreBackend(sandbox, store).start()
+    wrong = TrustStoreBackend(sandbox, other_store).start()
+    try:
+        _, certfile, keyfile = presented.of(stage)
+        assert request(balancer.address, certfile, keyfile)[0] == ACCEPTED
+        assert request(wrong.address, certfile, keyfile)[0] == REFUSED
+        sandbox.reset_counters()
+        sandbox.renew_acm_certificate(arn)
+        _, renewed, renewed_key = presented.of(stage)
+        assert renewed != certfile  # a new version, in files of its own
+        assert request(balancer.address, renewed, renewed_key)[0] == ACCEPTED
+        assert not [r for r in sandbox.counters() if r["service"] == "elasticloadbalancing"]
+    finally:
+        balancer.stop()
+        wrong.stop()
