@@ -28,7 +28,12 @@ lacks ``SelectAggregateResourceConfig`` and ``GetComplianceDetailsByConfigRule``
   sandbox carried stores each evaluation under the token's rule, the latest per resource by
   ``OrderingTimestamp``; ``GetComplianceDetailsByConfigRule`` answers them, filtered by
   ``ComplianceTypes``, in pages (``Limit`` at most 100, ``NextToken``). ``TestMode`` stores
-  nothing, as in AWS.
+  nothing, as in AWS. With the switch ``config_evaluation_types`` at ``"recorded"`` (the
+  default) a request that names a ``ComplianceResourceType`` AWS Config does not record (not
+  in botocore's ``ResourceType`` enum, e.g. ``AWS::ApiGateway::ClientCertificate``) is
+  refused whole, stored nothing, with AWS's ``InvalidParameterValueException`` "The resource
+  type ... is invalid. Only the following values are permitted: [...]" (fact 135); at
+  ``"any"`` every type is stored, as c7n's docstring says.
 - **Events** (fact 85): ``rule_event()`` (the control ``POST /_sandbox/config-event``) builds
   the event AWS Config sends a custom rule's Lambda function: a ``ScheduledNotification`` for a
   periodic rule, or a ``ConfigurationItemChangeNotification`` carrying the recorded item of one
@@ -53,7 +58,7 @@ from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.config.exceptions import (
-    InvalidLimitException, InvalidNextTokenException, InvalidResultTokenException,
+    InvalidLimitException, InvalidParameterValueException, InvalidNextTokenException, InvalidResultTokenException,
     NoSuchConfigRuleException, NoSuchConfigurationAggregatorException, ValidationException)
 from moto.config.models import config_backends
 from moto.config.responses import ConfigResponse
@@ -494,10 +499,33 @@ def event_item(item):
     return found
 
 
+@functools.cache
+def recordable_types():
+    """The resource types AWS Config records: botocore's ``config`` model, ``ResourceType``
+    (read on first use, not at import)."""
+    import botocore.session
+    model = botocore.session.get_session().get_service_model("config")
+    return tuple(sorted(model.shape_for("ResourceType").enum))
+
+
+def check_evaluation_types(evaluations):
+    """AWS's refusal of a type it does not record (fact 135), unless the switch says any."""
+    if CONTROLS.switches.config_evaluation_types == "any":
+        return
+    permitted = recordable_types()
+    for evaluation in evaluations:
+        resource_type = evaluation.get("ComplianceResourceType")
+        if resource_type not in permitted:
+            raise InvalidParameterValueException(
+                "The resource type %s is invalid. Only the following values are permitted: "
+                "[%s]" % (resource_type, ", ".join(permitted)))
+
+
 def put_evaluations(account, region, params):
     evaluations = params.get("Evaluations") or []
     if not evaluations:
         raise ValidationException("The Evaluations object in your request cannot be null.")
+    check_evaluation_types(evaluations)
     if params.get("TestMode"):
         return {"FailedEvaluations": []}
     state = _state(account, region)
