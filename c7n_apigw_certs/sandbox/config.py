@@ -618,9 +618,25 @@ def _get_compliance_details_by_config_rule(self):
     return json.dumps(compliance_details(self.current_account, self.region, _body(self)))
 
 
+def _describe_config_rules(original):
+    """moto answers an empty list for named rules while the region has no rule at all; AWS
+    (and c7n's deployer, which looks a rule up before creating it: ``resource_exists(...,
+    NotFound="NoSuchConfigRuleException")`` in c7n/mu.py) refuses an unknown name with
+    ``NoSuchConfigRuleException`` (botocore's model lists it for DescribeConfigRules)."""
+    def describe_config_rules(self):
+        names = _body(self).get("ConfigRuleNames") or self._get_param("ConfigRuleNames") or []
+        for name in names:
+            if name not in self.config_backend.config_rules:
+                raise NoSuchConfigRuleException(name)
+        return original(self)
+    return describe_config_rules
+
+
 @functools.cache  # once per process: every install patches moto in place
 def install():
     """Answer Config's queries and evaluations here, and observe API Gateway's changes."""
+    ConfigResponse.describe_config_rules = _describe_config_rules(
+        ConfigResponse.describe_config_rules)
     ConfigResponse.select_resource_config = _select_resource_config
     ConfigResponse.select_aggregate_resource_config = _select_aggregate_resource_config
     ConfigResponse.put_evaluations = _put_evaluations
