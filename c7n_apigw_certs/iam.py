@@ -114,6 +114,12 @@ FALLBACK = {
         "apigateway:GET": [apigateway_arn("/restapis"), apigateway_arn("/restapis/*/stages")],
         "tag:GetResources": [EVERYTHING],
     },
+    # aws.apigwv2-stage (c7n/resources/apigw.py, ApiGatewayV2Stage): GetApis through its parent
+    # aws.apigwv2, then GetStages of each API; tag:GetResources as above.
+    "c7n.resources.apigw.ApiGatewayV2Stage": {
+        "apigateway:GET": [apigateway_arn("/apis"), apigateway_arn("/apis/*/stages")],
+        "tag:GetResources": [EVERYTHING],
+    },
 }
 
 

@@ -257,3 +257,6 @@ def test_the_document_has_what_each_rule_s_function_calls():
         assert extra <= actions, name
         assert "config:GetComplianceDetailsByConfigRule" not in actions or \
             name == "config-poll-rule.yml"
+        get, = [s for s in document["Statement"] if "apigateway:GET" in s["Action"]]
+        assert get["Resource"] == ["arn:aws:apigateway:*::%s" % p for p in (
+            "/apis", "/apis/*/stages", "/clientcertificates", "/restapis", "/restapis/*/stages")]

@@ -344,11 +344,12 @@ def test_the_rotation_tags_under_the_document_with_both_tag_checks(sandbox, tmp_
     assert certificates and len(patch["Resource"]) > 1  # the stages' PATCH stays
     patch["Resource"] = [r for r in patch["Resource"] if r not in certificates]
     less_put = without(document, "apigateway:PUT")
-    for role, doc, needed in (("less-patch", less_patch, "apigateway:PATCH on resource: arn:aws:apigateway:%s::"
-                         "/clientcertificates/" % REGION),
-                        ("less-put", less_put, "apigateway:PUT on resource: arn:aws:apigateway:%s::"
-                         "/tags/arn%%3Aaws%%3Aapigateway%%3A%s%%3A%%3A%%2Fclientcertificates"
-                         "%%2F" % (REGION, REGION))):
+    on_certificate = "apigateway:PATCH on resource: arn:aws:apigateway:%s::/clientcertificates/" % (
+        REGION)
+    on_tags = ("apigateway:PUT on resource: arn:aws:apigateway:%s::/tags/arn%%3Aaws%%3Aapigateway"
+               "%%3A%s%%3A%%3A%%2Fclientcertificates%%2F" % (REGION, REGION))
+    for role, doc, needed in (("less-patch", less_patch, on_certificate),
+                              ("less-put", less_put, on_tags)):
         old, _ = rotation_estate(sandbox)
         _, proc = custodian_run(sandbox, tmp_path, str(path), check=False,
                                 extra=["--assume", assume_role_allowed(doc, role)])

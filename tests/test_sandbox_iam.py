@@ -1,4 +1,5 @@
 """IAM in the sandbox: an assumed role's keys get what its policies allow, as in AWS."""
+import functools
 import json
 from urllib.parse import quote
 
@@ -156,7 +157,8 @@ def test_rest_tag_resource_needs_put_on_its_tags_and_patch_on_the_resource(sandb
     for role, statement, missing, on in (("put-only", put, "apigateway:PATCH", arn),
                                          ("patch-only", patch, "apigateway:PUT", tags_arn)):
         caller = assumed(role, statement).client("apigateway", config=NO_RETRY)
-        response = refused(lambda: caller.tag_resource(resourceArn=arn, tags={"k": role}))
+        response = refused(functools.partial(caller.tag_resource, resourceArn=arn,
+                                             tags={"k": role}))
         assert response["Error"]["Message"] == not_allowed(role, missing, on)
     assert "k" not in client("apigateway").get_tags(resourceArn=arn).get("tags", {})
     both = assumed("both", put, patch).client("apigateway", config=NO_RETRY)

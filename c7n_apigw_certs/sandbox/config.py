@@ -58,8 +58,9 @@ from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.config.exceptions import (
-    InvalidLimitException, InvalidParameterValueException, InvalidNextTokenException, InvalidResultTokenException,
-    NoSuchConfigRuleException, NoSuchConfigurationAggregatorException, ValidationException)
+    InvalidLimitException, InvalidNextTokenException, InvalidParameterValueException,
+    InvalidResultTokenException, NoSuchConfigRuleException,
+    NoSuchConfigurationAggregatorException, ValidationException)
 from moto.config.models import config_backends
 from moto.config.responses import ConfigResponse
 from moto.core.exceptions import JsonRESTError
