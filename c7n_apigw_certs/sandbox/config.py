@@ -31,9 +31,12 @@ lacks ``SelectAggregateResourceConfig`` and ``GetComplianceDetailsByConfigRule``
   nothing, as in AWS. With the switch ``config_evaluation_types`` at ``"recorded"`` (the
   default) a request that names a ``ComplianceResourceType`` AWS Config does not record (not
   in botocore's ``ResourceType`` enum, e.g. ``AWS::ApiGateway::ClientCertificate``) is
-  refused whole, stored nothing, with AWS's ``InvalidParameterValueException`` "The resource
+  refused whole, storing nothing, with AWS's ``InvalidParameterValueException`` "The resource
   type ... is invalid. Only the following values are permitted: [...]" (fact 135); at
   ``"any"`` every type is stored, as c7n's docstring says.
+- **Rules** (fact 138): ``DescribeConfigRules`` of a name the region does not have answers
+  ``NoSuchConfigRuleException``, as AWS does and c7n's deployer expects (moto answers an empty
+  list while the region has no rule at all).
 - **Events** (fact 85): ``rule_event()`` (the control ``POST /_sandbox/config-event``) builds
   the event AWS Config sends a custom rule's Lambda function: a ``ScheduledNotification`` for a
   periodic rule, or a ``ConfigurationItemChangeNotification`` carrying the recorded item of one
