@@ -310,3 +310,17 @@ def test_evaluation_types_config_records_or_any(sandbox, switch):
         ConfigRuleName="types")["EvaluationResults"])
     assert count == (1 if switch == "recorded" else 3)  # a refused request stores nothing
 
+
+
+def test_describe_config_rules_refuses_unknown_names(sandbox):
+    """Fact 138: AWS refuses an unknown rule name (moto answered [] while a region had no rule),
+    which is how c7n's deployer learns it must create the rule."""
+    config = client("config")
+    with pytest.raises(config.exceptions.NoSuchConfigRuleException):
+        config.describe_config_rules(ConfigRuleNames=["never-made"])
+    config.put_config_rule(ConfigRule={"ConfigRuleName": "made", "Source": {
+        "Owner": "AWS", "SourceIdentifier": "S3_BUCKET_VERSIONING_ENABLED"}})
+    (rule,) = config.describe_config_rules(ConfigRuleNames=["made"])["ConfigRules"]
+    assert rule["ConfigRuleName"] == "made"
+    with pytest.raises(config.exceptions.NoSuchConfigRuleException):
+        config.describe_config_rules(ConfigRuleNames=["made", "never-made"])
