@@ -41,7 +41,7 @@ from moto.acm.responses import AWSCertificateManagerResponse
 from moto.core.responses import ActionResult, EmptyResult
 
 from . import acmpca
-from .certificates import key_pem, key_type_of, pooled_key
+from .certificates import KEY_TYPES, key_pem, key_type_of, pooled_key
 from .controls import CONTROLS
 
 PRIVATE_DAYS = 395  # 13 months (fact 116)
@@ -120,8 +120,9 @@ def find(arn):
 @functools.cache
 def _outside_root(common_name):
     """A self-signed root of the process, for imported certificates (the customer's own PKI)
-    and for public ones (the stand-in for Amazon's public CA). Kept across resets."""
-    key = pooled_key()
+    and for public ones (the stand-in for Amazon's public CA), each with a key of its own (not
+    the pool's, which leaves share). Kept across resets."""
+    key = KEY_TYPES["RSA_2048"]()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     start = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
     cert = (

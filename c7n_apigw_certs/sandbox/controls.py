@@ -17,6 +17,8 @@ DEFAULT_ACCOUNT = "123456789012"
 # What the sandbox's Config can record (config.py).
 CONFIG_TYPES = ("AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Api",
                 "AWS::ApiGatewayV2::Stage")
+# Which types Config's PutEvaluations accepts (config.py, switch config_evaluation_types).
+EVALUATION_TYPES = ("recorded", "any")
 
 
 class Clock:
@@ -259,6 +261,12 @@ class Switches:
     - ``config_types``: the resource types Config's recorder records (its recording group),
       by default the four API Gateway types the plugin reads; a type left out is never
       answered in queries ("resources that are not configured to be recorded", fact 88).
+    - ``config_evaluation_types``: which ``ComplianceResourceType`` AWS Config's
+      ``PutEvaluations`` accepts, a question the sources disagree on (docs/aws-behaviour.md,
+      fact 135): ``"recorded"`` (the default) only the types AWS Config records (botocore's
+      ``config`` model, its ``ResourceType`` enum), refusing any other with AWS's
+      ``InvalidParameterValueException``; ``"any"`` every type, as c7n's ``config-poll-rule``
+      docstring says ("any resource which has a cloudformation type"). See ``config.py``.
     - ``config_v2_api_id``: whether a recorded WebSocket stage names its API in
       ``configuration.apiId`` and a relationship (true, the default, fact 26) or only in its
       ARN (false: AWS Config's published schema lists no ``apiId``, fact 80). Both are tested.
@@ -274,6 +282,11 @@ class Switches:
     - ``acm_propagation_seconds``: how long, on the sandbox clock, a stage keeps presenting the
       version an ACM renewal or re-import replaced (0, the default: at once). API Gateway
       propagates renewals "without redeployment", in a time no source gives (fact 110).
+    - ``trust_store_self_signed``: whether an ELB trust store refuses a CA bundle holding a
+      certificate without the CA flag, as API Gateway's generated ones are (``"refuse"``, the
+      default) or takes it (``"accept"``): no source settles it (fact 164).
+    - ``trust_store_pending_describes``: how many ``DescribeTrustStores`` answer CREATING after
+      a create or modify before ACTIVE (0, the default).
     """
 
     def __init__(self):
@@ -289,9 +302,12 @@ class Switches:
         self.config_v2_api_id = True
         self.date_skew = 0.0
         self.date_header = True
+        self.config_evaluation_types = "recorded"
         self.websocket_acm = "refuse"
         self.acm_in_use_by = False
         self.acm_propagation_seconds = 0.0
+        self.trust_store_self_signed = "refuse"
+        self.trust_store_pending_describes = 0
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
@@ -300,8 +316,11 @@ class Switches:
                 "config_types": list(self.config_types),
                 "config_v2_api_id": self.config_v2_api_id, "date_skew": self.date_skew,
                 "date_header": self.date_header,
+                "config_evaluation_types": self.config_evaluation_types,
                 "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
-                "acm_propagation_seconds": self.acm_propagation_seconds}
+                "acm_propagation_seconds": self.acm_propagation_seconds,
+                "trust_store_self_signed": self.trust_store_self_signed,
+                "trust_store_pending_describes": self.trust_store_pending_describes}
 
     def update(self, values):
         checked = {}
@@ -316,18 +335,22 @@ class Switches:
     def _check(key, value):
         if key == "delete_in_use" and value not in ("allow", "refuse"):
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
-        if key == "websocket_acm" and value not in ("accept", "refuse"):
-            raise ValueError("websocket_acm: 'accept' or 'refuse', not %r" % (value,))
-        if key in ("needs_deployment", "config_v2_api_id", "date_header", "acm_in_use_by") and \
-                not isinstance(value, bool):
+        if key == "config_evaluation_types" and value not in EVALUATION_TYPES:
+            raise ValueError("config_evaluation_types: %s, not %r" % (
+                " or ".join(repr(v) for v in EVALUATION_TYPES), value))
+        if key in ("websocket_acm", "trust_store_self_signed") and value not in (
+                "accept", "refuse"):
+            raise ValueError("%s: 'accept' or 'refuse', not %r" % (key, value))
+        if key in ("needs_deployment", "config_v2_api_id", "date_header",
+                   "acm_in_use_by") and not isinstance(value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
         if key == "config_types" and (not isinstance(value, list)
                                       or not set(value) <= set(CONFIG_TYPES)):
             raise ValueError("config_types: a list of %s, not %r" % (
                 ", ".join(CONFIG_TYPES), value))
-        if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
-                               or value < 0):
-            raise ValueError("quota: a whole number >= 0, not %r" % (value,))
+        if key in ("quota", "trust_store_pending_describes") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError("%s: a whole number >= 0, not %r" % (key, value))
         if key == "date_skew":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError("date_skew: seconds, not %r" % (value,))
@@ -409,6 +432,11 @@ class Controls:
         return {"private_key_pem": (acm.private_key_pem(id_or_arn)
                                     or acmpca.private_key_pem(id_or_arn)
                                     or apigateway.private_key_pem(account, region, id_or_arn))}
+
+    def trust_store_bundle(self, arn):
+        """The PEM text an ELB trust store verifies against now (``elb.py``), or None."""
+        from . import elb
+        return {"bundle": elb.trust_store_bundle(arn)}
 
     def presented(self, region, protocol, api_id, stage, account=DEFAULT_ACCOUNT):
         """What a REST or WebSocket stage (``protocol`` "REST", "WEBSOCKET" or None to find

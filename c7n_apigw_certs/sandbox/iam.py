@@ -25,6 +25,10 @@ The request's action and resource, as the Service Authorization Reference define
 - API Gateway, REST and WebSocket: ``apigateway:<HTTP method>`` on
   ``arn:aws:apigateway:<region>::<path>``; WebSocket paths lose their ``/v2`` prefix
   (``/apis/{id}/stages/{name}``); tag calls are on ``/tags/<URL-encoded resource ARN>``.
+  A REST ``TagResource`` needs two: ``apigateway:PUT`` on that Tags resource *and*
+  ``apigateway:PATCH`` on the tagged resource's own ARN (docs/aws-behaviour.md, fact 136),
+  checked in that order; a WebSocket ``TagResource`` (POST) and ``UntagResource`` only the
+  one, as no source says more.
 - SSM: ``ssm:<operation>`` on ``arn:aws:ssm:<region>:<account>:parameter/<name without its
   leading slash>``, a ``name:version`` or ``name:label`` selector dropped; ``GetParameters`` and
   ``DeleteParameters`` need every name; ``GetParametersByPath`` the path;
@@ -36,6 +40,8 @@ The request's action and resource, as the Service Authorization Reference define
 - AWS Private CA: ``acm-pca:<operation>`` on the request's ``CertificateAuthorityArn`` (or
   ``ResourceArn`` for the policy calls); ``CreateCertificateAuthority`` and
   ``ListCertificateAuthorities`` on ``*`` (fact 119).
+- Elastic Load Balancing trust stores: ``elasticloadbalancing:<Action>`` (``_elb_target``);
+  refusals 403 ``AccessDenied`` (fact 167).
 - S3: ``GetObject``/``HeadObject`` -> ``s3:GetObject``, ``PutObject`` -> ``s3:PutObject``,
   ``DeleteObject`` -> ``s3:DeleteObject`` on ``arn:aws:s3:::bucket/key``; ``ListObjects``,
   ``ListObjectsV2``, ``HeadBucket`` -> ``s3:ListBucket``, ``CreateBucket`` -> ``s3:CreateBucket``
@@ -79,7 +85,8 @@ from moto.utilities.utils import get_partition
 from . import events
 from .controls import CONTROLS
 
-SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3", "acm", "acm-pca"} | events.SERVICES
+SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3", "acm", "acm-pca",
+            "elasticloadbalancing"} | events.SERVICES
 _JSON_11 = {"ssm", "acm", "acm-pca"}  # refusals are 400 AccessDeniedException
 
 Principal = collections.namedtuple("Principal", "arn documents session_documents")
@@ -205,11 +212,17 @@ def target(call):
         path = call.request.path
         if call.service == "apigatewayv2" and path.startswith("/v2/"):
             path = path[len("/v2"):]
+        tagged = None
         if path.startswith("/tags/"):
-            path = "/tags/" + quote(unquote(path[len("/tags/"):]), safe="")
+            tagged = unquote(path[len("/tags/"):]).rstrip("/")
+            path = "/tags/" + quote(tagged, safe="")
         path = path.rstrip("/") or "/"
-        return [("apigateway:" + call.request.method.upper(),
-                 "arn:aws:apigateway:%s::%s" % (region, path))]
+        needed = [("apigateway:" + call.request.method.upper(),
+                   "arn:aws:apigateway:%s::%s" % (region, path))]
+        if call.service == "apigateway" and call.operation == "TagResource" and tagged:
+            # Fact 136: REST TagResource is also checked as PATCH on the tagged resource.
+            needed.append(("apigateway:PATCH", tagged))
+        return needed
     if call.service == "ssm":
         action, body = "ssm:" + call.operation, call.body
         if call.operation in _SSM_BY_NAME and isinstance(body.get("Name"), str):
@@ -227,6 +240,8 @@ def target(call):
     if call.service == "acm-pca":
         arn = call.body.get("CertificateAuthorityArn") or call.body.get("ResourceArn")
         return [("acm-pca:" + call.operation, arn if isinstance(arn, str) and arn else "*")]
+    if call.service == "elasticloadbalancing":
+        return _elb_target(call)
     if call.service == "s3":
         bucket, key = call.params.get("Bucket"), call.params.get("Key")
         action, kind = _S3_ACTIONS.get(
@@ -236,6 +251,21 @@ def target(call):
         arn = "arn:aws:s3:::%s" % bucket
         return [(action, "%s/%s" % (arn, key) if kind == "object" and key else arn)]
     return events.target(call)  # EventBridge, SQS
+
+
+def _elb_target(call):
+    """ELB trust stores (docs/aws-behaviour.md, fact 167): ``CreateTrustStore`` on the ARN
+    the trust store will have (its id unknown: ``truststore/<name>/*``), ``ModifyTrustStore``
+    and ``DeleteTrustStore`` on its ARN, describes and anything else on ``*``."""
+    form = call.request.form
+    operation = form.get("Action") or call.operation
+    action = "elasticloadbalancing:" + operation
+    if operation == "CreateTrustStore" and form.get("Name"):
+        return [(action, "arn:aws:elasticloadbalancing:%s:%s:truststore/%s/*" % (
+            call.region, call.account, form["Name"]))]
+    if operation in ("ModifyTrustStore", "DeleteTrustStore") and form.get("TrustStoreArn"):
+        return [(action, form["TrustStoreArn"])]
+    return [(action, "*")]
 
 
 def refusal(service, who, action, resource, outcome):
@@ -249,6 +279,8 @@ def refusal(service, who, action, resource, outcome):
         return Refusal("AccessDenied", 403, message)
     if service in _JSON_11:
         return Refusal("AccessDeniedException", 400, message)
+    if service == "elasticloadbalancing":
+        return Refusal("AccessDenied", 403, message)
     return Refusal("AccessDeniedException", 403, message)
 
 

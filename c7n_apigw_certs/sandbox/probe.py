@@ -520,3 +520,23 @@ class TlsServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class TrustStoreBackend(TlsServer):
+    """A load balancer in mutual-TLS verify mode: it verifies against what the sandbox's ELB
+    trust store holds (``SandboxClient.trust_store_bundle``, as the trust store last loaded it
+    from S3, docs/aws-behaviour.md, fact 162), read again by ``refresh()`` (a load balancer
+    picks up a trust store's new bundle by itself once it is ACTIVE)."""
+
+    def __init__(self, control, trust_store_arn):
+        self.control, self.trust_store_arn = control, trust_store_arn
+        super().__init__(self._bundle())
+
+    def _bundle(self):
+        text = self.control.trust_store_bundle(self.trust_store_arn)
+        if not text:
+            raise ProbeError("no trust store %s in the sandbox" % self.trust_store_arn)
+        return text
+
+    def refresh(self):
+        self.load(self._bundle())

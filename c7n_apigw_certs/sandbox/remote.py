@@ -169,6 +169,11 @@ class SandboxClient:
     def revoke_acm_certificate(self, arn, reason="UNSPECIFIED"):
         return self._call("POST", "acm-revoke", {"arn": arn, "reason": reason})
 
+    def trust_store_bundle(self, arn):
+        """The PEM text an ELB trust store verifies against now (as last loaded from S3), or
+        None for an unknown trust store."""
+        return self._call("POST", "trust-store-bundle", {"arn": arn})["bundle"]
+
     def private_key_pem(self, id_or_arn, region="us-east-1", account="123456789012"):
         """The private key of an ACM certificate, a CA, or a generated certificate (PEM)."""
         return self._call("POST", "private-key", {
