@@ -56,6 +56,7 @@ STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 # docs/aws-behaviour.md, fact 130; or $default), or a stage's digest ("#", 6 hex digits).
 LABEL = re.compile(r"([A-Za-z0-9]{1,64}/([A-Za-z0-9_-]{1,128}|\$default)|#[0-9a-f]{6})\Z")
 COUNT = re.compile(r"\d{1,4}\Z")
+DESTINATION_TYPES = ("ssm", "s3", "elb-trust-store")  # publish.DESTINATION_SCHEMA's kinds
 TAG_VALUE_LENGTH = 256  # an API Gateway tag value (docs/aws-behaviour.md, fact 35)
 ALL = "*"               # a list of stages too long even as digests: every stage
 DIGEST = "#"            # an entry "#<6 hex>": a stage's digest, when labels outgrow the value
@@ -382,7 +383,7 @@ def trust_records(tags):
                 dest = json.loads(base64.b64decode(encoded, validate=True))
             except ValueError as e:
                 raise StateError("tag %s is %r, not a destination (%s)" % (key, value, e)) from e
-            if not isinstance(dest, dict) or dest.get("type") not in ("ssm", "s3"):
+            if not isinstance(dest, dict) or dest.get("type") not in DESTINATION_TYPES:
                 raise StateError("tag %s names %r, not a destination" % (key, dest))
         found[key] = (at, dest)
     return found

@@ -353,3 +353,12 @@ def test_preview_is_the_run_of_next_step():
                                               "delete": NOW + datetime.timedelta(days=10)}
     steps, _ = plan.preview({}, None, 1, NOW, Options(0, 0, False), owned_certificate=True)
     assert [s.name for s in steps][-1] == "done"  # a template's certificate is never retired
+
+
+@pytest.mark.parametrize("dest", [
+    {"type": "ssm", "name": "/trust/{api_id}"},
+    {"type": "elb-trust-store", "trust_store": "arn:aws:elasticloadbalancing:us-east-1:"
+     "123456789012:truststore/ts/1", "bucket": "b", "key": "ca.pem"}])
+def test_a_trust_record_of_each_destination_kind_is_read_back(dest):
+    key = plan.dest_digest(dest)
+    assert plan.trust_records({key: plan.trust_value(NOW, dest)}) == {key: (NOW, dest)}
