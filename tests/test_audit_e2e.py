@@ -92,12 +92,17 @@ def test_api_calls_are_the_minimum(sandbox, tmp_path):
     assert api_calls(sandbox, "apigatewayv2") == {"GetApis": 1, "GetStages": 1}
 
 
-def test_no_certificates_no_stage_listing(sandbox, tmp_path):
+def test_no_certificates_still_lists_the_stages_and_no_acm(sandbox, tmp_path):
+    """With no certificate of API Gateway's, the stages are still listed (a stage may present
+    an ACM certificate, which API Gateway does not list); with no stage on an ACM ARN, ACM is
+    not called at all."""
     client("apigateway").create_rest_api(name="no-certificate-here")
     sandbox.reset_counters()
     found, _ = custodian_run(sandbox, tmp_path, expiring(30))
     assert found.get("us-east-1", []) == []
-    assert api_calls(sandbox, "apigateway") == {"GetClientCertificates": 1}
+    assert api_calls(sandbox, "apigateway") == {
+        "GetClientCertificates": 1, "GetRestApis": 1, "GetStages": 1}
+    assert api_calls(sandbox, "acm") == {} and api_calls(sandbox, "acm-pca") == {}
 
 
 def test_paging_past_25_and_500(sandbox, tmp_path):
