@@ -7,8 +7,8 @@ plain keys, written when it is listed and again by the ``expiring`` filter (whos
 then are), and ``resource_type.default_report_fields`` names them: the headers are the keys.
 
 =============  ===========================================================================
-``id``         the certificate's id; an ACM certificate's is ``acm:`` and the ARN's last part
-               (the ARN is ``clientCertificateId`` and ``certificateArn``)
+``id``         the certificate's id; an ACM certificate's is ``acm:`` and the start of the
+               ARN's UUID (the ARN is ``clientCertificateId`` and ``certificateArn``)
 ``kind``       ``generated``, ``acm-imported``, ``acm-private``, ``acm-public`` or
                ``acm-unknown`` (``kinds.py``)
 ``expires``    the effective expiry, ``YYYY-MM-DD HH:MM`` UTC: the earlier of
@@ -43,8 +43,10 @@ REGION = "Region"  # c7n's own header for the region (Formatter, include_region)
 # The report's columns, in order (``ClientCertificate.resource_type.default_report_fields``).
 FIELDS = (ID, KIND, "description", EXPIRES, DAYS_LEFT, CONDITION, STAGES, REGION)
 
-FIT_COLUMNS = 120
-DESCRIPTION_FIT = 20
+# 132 columns (a wide terminal's classic width) since the report shows each certificate's kind
+# and condition: with them, 120 left a description too little room to read.
+FIT_COLUMNS = 132
+DESCRIPTION_FIT = 18
 STAGE_WIDTH = 27
 PROTOCOLS = {"REST": "REST", "WEBSOCKET": "WS"}
 
@@ -79,10 +81,15 @@ def wrap(text, width=STAGE_WIDTH, indent="  "):
     return lines
 
 
+ACM_ID_CHARS = 8
+
+
 def short_id(cert_id):
-    """An API Gateway id as it is; an ACM ARN as ``acm:`` and its last part."""
+    """An API Gateway id as it is; an ACM ARN as ``acm:`` and the first ``ACM_ID_CHARS``
+    characters of its UUID, which tell a region's certificates apart and fit the grid (the
+    whole ARN is ``clientCertificateId`` in the JSON)."""
     if cert_id.startswith("arn:"):
-        return "acm:" + cert_id.rsplit("/", 1)[-1]
+        return "acm:" + cert_id.rsplit("/", 1)[-1][:ACM_ID_CHARS]
     return cert_id
 
 

@@ -156,10 +156,10 @@ def test_expiring_policy_file_and_report(sandbox, tmp_path):
     report = run_cli("custodian", ["report", "-s", str(tmp_path / "out"), "--format", "csv",
                                    policy], sandbox.env).stdout
     header, row = csv.reader(io.StringIO(report.strip()))
-    assert header == ["id", "description", "expires", "days_left", "expired", "stages",
-                      "Region"]  # more in tests/test_report.py
-    assert row[:2] == [cert, "soon"] and row[3] == "12"
-    assert row[5] == "REST orders/prod" and row[6] == "us-east-1"
+    assert header == ["id", "kind", "description", "expires", "days_left", "condition",
+                      "stages", "Region"]  # more in tests/test_report.py
+    assert row[:3] == [cert, "generated", "soon"] and row[4] == "12"
+    assert row[5:] == ["expires", "REST orders/prod", "us-east-1"]
 
 
 def test_throttling_is_retried_not_a_wrong_result(sandbox, tmp_path):
