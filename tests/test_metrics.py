@@ -152,10 +152,14 @@ def test_days_to_expiry_on_both_sides_of_expiry_and_of_a_threshold(sandbox, tmp_
 
 def test_dimensions_and_namespace(sandbox, tmp_path):
     first, second = make_cert(sandbox, 40), make_cert(sandbox, 50)
+    expired = make_cert(sandbox, -3)
     run_frozen(sandbox, tmp_path, metric_policy())
     assert listed() == sorted(
         [("DaysToExpiry", (("ClientCertificateId", first), ("Region", REGION))),
          ("DaysToExpiry", (("ClientCertificateId", second), ("Region", REGION))),
+         ("DaysToExpiry", (("ClientCertificateId", expired), ("Region", REGION))),
+         ("DaysToExpiry", (("Condition", "expired"), ("Region", REGION))),
+         ("DaysToExpiry", (("Condition", "expires"), ("Region", REGION))),
          ("DaysToExpiry", (("Region", REGION),))])
 
 
@@ -166,6 +170,7 @@ def test_namespace_and_metric_name_from_the_policy(sandbox, tmp_path):
     assert listed() == []
     assert listed(namespace="Platform/Certificates") == sorted(
         [("ClientCertificateDaysLeft", (("ClientCertificateId", cert), ("Region", REGION))),
+         ("ClientCertificateDaysLeft", (("Condition", "expires"), ("Region", REGION))),
          ("ClientCertificateDaysLeft", (("Region", REGION),))])
     assert read_back(by_id(cert), namespace="Platform/Certificates",
                      metric="ClientCertificateDaysLeft")["Minimum"] == 20
