@@ -106,8 +106,8 @@ class RotateClientCertificate(BaseAction):
     certificates are rotated: an imported ACM certificate fails with what to do instead
     (re-import the renewed certificate under the same ARN, or move its stages to a private
     certificate), a private one is left to ACM's renewal and its renewal's state recorded.
-    Each certificate records what the run did under ``c7n:rotation`` (in ``action-rotate``); a failure stays with its
-    certificate and the run ends with an error listing every failure.
+    Each certificate records what the run did under ``c7n:rotation`` (in ``action-rotate``);
+    a failure stays with its certificate and the run ends with an error listing every failure.
 
     :example:
 
