@@ -187,7 +187,7 @@ class Reader:
         DescribeCertificateAuthority per CA, whatever the number of its certificates."""
         by_ca = {}
         for record in records:
-            ca = record.get(ACM, {}).get("CertificateAuthorityArn")
+            ca = (record.get(ACM) or {}).get("CertificateAuthorityArn")
             if ca:
                 by_ca.setdefault(ca, []).append(record)
         for ca_arn, mine in sorted(by_ca.items()):

@@ -18,7 +18,7 @@ Each adapter answers:
 
 Conditions (``c7n:condition``): ``expires`` (its own notAfter binds), ``ca-expires`` (a private
 certificate that ACM renews: its CA's notAfter binds), ``renewal-ineligible``,
-``renewal-failed``, ``renewal-pending``, ``renewal-unknown``, ``ca-inactive`` (a private
+``renewal-failed``, ``renewal-pending``, ``ca-inactive`` (a private
 certificate's own notAfter binds, because ACM will not renew it in time); broken now, whatever
 the window: ``expired``, ``revoked``, ``inactive`` (an ACM status other than ISSUED),
 ``ca-expired``, ``no-client-auth`` (a public ACM certificate: fact 95); and ``unknown``,
@@ -42,8 +42,7 @@ UNKNOWN = "c7n:unknown"
 BROKEN = ("expired", "revoked", "inactive", "ca-expired", "no-client-auth")
 UNKNOWNS = ("unknown", "ca-unknown")
 MATCH_ALWAYS = BROKEN + UNKNOWNS
-RENEWAL_AT_RISK = ("renewal-ineligible", "renewal-failed", "renewal-pending",
-                   "renewal-unknown", "ca-inactive")
+RENEWAL_AT_RISK = ("renewal-ineligible", "renewal-failed", "renewal-pending", "ca-inactive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,8 +200,6 @@ class AcmPrivate(AcmImported):
 
     def renewal_risk(self, acm, authority):
         """(condition, detail) when ACM will not surely renew it, else None."""
-        if acm.get("DescribeError"):
-            return "renewal-unknown", acm["DescribeError"]
         if acm.get("RenewalEligibility") == "INELIGIBLE":
             return "renewal-ineligible", "ACM renewal INELIGIBLE"
         status = acm.get("RenewalStatus")
@@ -222,6 +219,8 @@ class AcmPrivate(AcmImported):
         broken = self.status_verdict(acm, own, "notAfter", now)
         if broken:
             return broken
+        if acm.get("DescribeError"):  # listed, but neither its renewal nor its CA is known
+            return Verdict(own, "notAfter", "ca-unknown", acm["DescribeError"])
         if authority.get("Error") or not authority.get("NotAfter"):
             return Verdict(own, "notAfter", "ca-unknown", authority.get(
                 "Error", "no CA named (CertificateAuthorityArn)"))
