@@ -159,6 +159,8 @@ class Reader:
                 if known is None:
                     return unknown(arn, why)
                 known["DescribeError"] = why  # listed, but no renewal or CA to go on
+                log.warning("acm-certificate:%s is listed but cannot be described (%s): its "
+                            "renewal and CA are reported as unknown", arn, why)
             else:
                 known = facts(detail, DETAIL_KEYS)
         record = acm_record(arn, known)
