@@ -5,7 +5,8 @@ import json
 
 import pytest
 from conftest import (
-    REGION, client, custodian_run, make_acm_cert, make_cert, make_rest_stage, write_policy)
+    REGION, client, custodian_run, make_acm_cert, make_cert, make_rest_stage, run_cli,
+    write_policy)
 
 BUCKET = "trust-bundles"
 
@@ -120,3 +121,25 @@ def test_dryrun_reports_the_refusals_and_changes_nothing(sandbox, tmp_path, esta
     found, _ = custodian_run(sandbox, tmp_path, path, extra=["--dryrun"])
     assert {c["kind"] for c in found[REGION]} == {"generated", "acm-imported", "acm-private"}
     assert acm_state() == before and stage_of(estate, "generated") == estate["generated"]
+
+
+@pytest.mark.parametrize("action", ["rotate", "delete"])
+def test_a_policy_that_cannot_act_is_refused_at_load(tmp_path, action):
+    """kind filters that select no generated certificate, and an action that acts only on
+    those: ``custodian validate`` refuses it naming why; with generated among the kinds, or
+    with no such action, it is valid."""
+    data = rotate_policy() if action == "rotate" else {
+        "name": "delete", "resource": "aws.apigw-client-certificate",
+        "actions": [{"type": "delete"}]}
+    data["filters"] = [{"type": "kind", "kinds": ["acm-imported", "acm-private"]}] + \
+        data.get("filters", [])
+    env = {"PATH": "/usr/bin:/bin"}
+    proc = run_cli("custodian", ["validate", write_policy(tmp_path, data)], env, check=False)
+    assert proc.returncode != 0
+    assert "selects no generated certificate" in proc.stderr + proc.stdout
+    assert action in proc.stderr + proc.stdout
+    data["filters"][0]["kinds"].append("generated")
+    run_cli("custodian", ["validate", write_policy(tmp_path, data)], env)
+    audit = {"name": "acm-only", "resource": "aws.apigw-client-certificate",
+             "filters": [{"type": "kind", "kinds": ["acm-imported"]}]}
+    run_cli("custodian", ["validate", write_policy(tmp_path, audit)], env)
