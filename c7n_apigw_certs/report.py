@@ -43,9 +43,9 @@ REGION = "Region"  # c7n's own header for the region (Formatter, include_region)
 # The report's columns, in order (``ClientCertificate.resource_type.default_report_fields``).
 FIELDS = (ID, KIND, "description", EXPIRES, DAYS_LEFT, CONDITION, STAGES, REGION)
 
-# 132 columns (a wide terminal's classic width) since the report shows each certificate's kind
-# and condition: with them, 120 left a description too little room to read.
-FIT_COLUMNS = 132
+# 140 columns since the report shows each certificate's kind and condition (an ACM row is the
+# widest): with them, 120 left a description too little room to read.
+FIT_COLUMNS = 140
 DESCRIPTION_FIT = 18
 STAGE_WIDTH = 27
 PROTOCOLS = {"REST": "REST", "WEBSOCKET": "WS"}
@@ -81,7 +81,7 @@ def wrap(text, width=STAGE_WIDTH, indent="  "):
     return lines
 
 
-ACM_ID_CHARS = 8
+ACM_ID_CHARS = 6
 
 
 def short_id(cert_id):

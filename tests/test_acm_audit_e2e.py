@@ -126,7 +126,7 @@ def test_the_report_shows_them_readably(sandbox, tmp_path, estate):
     (unknown,) = by_kind["acm-unknown"]
     assert unknown["expires"] == "unknown" and unknown["days_left"] == ""
     assert unknown["condition"] == "unknown" and unknown["stages"] == "REST deleted/prod"
-    assert unknown["id"] == "acm:" + estate["deleted"].rsplit("/", 1)[-1][:8]
+    assert unknown["id"] == "acm:" + estate["deleted"].rsplit("/", 1)[-1][:6]
     (imported,) = by_kind["acm-imported"]
     assert (imported["days_left"], imported["condition"], imported["stages"]) == (
         "12", "expires", "REST imported-soon/prod")
