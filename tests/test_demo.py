@@ -28,6 +28,17 @@ def records(out, day):
     return found
 
 
+def masked(text, out=None):
+    """The demo's lines, sorted, with what differs each run masked: its output folder, dates,
+    ids (6, 8 and 10 lowercase letters and digits: certificates, WebSocket and REST APIs) and
+    event ids. The order of certificates and stages follows their ids, so it differs too."""
+    text = text.replace(out, "out") if out else text  # the page shows the default, out
+    text = re.sub(r"\d{4}-\d\d-\d\d(?:[T ][\d:.+]+Z?)?", "DATE", text)
+    text = re.sub(r'"id": "[0-9a-f-]{36}"', '"id": "UUID"', text)
+    text = re.sub(r"\b(?:[a-z0-9]{6}|[a-z0-9]{8}|[a-z0-9]{10})\b", "ID", text)
+    return sorted(line.rstrip() for line in text.splitlines() if line.strip())
+
+
 def test_demo_audits_then_rotates_in_stages(tmp_path):
     out = str(tmp_path / "out")
     proc = subprocess.run([os.path.join(BIN, "c7n-apigw-certs"), "demo", "--output-dir", out],
@@ -94,3 +105,22 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     (active,) = [line for line in after.splitlines() if "ACTIVE" in line]
     assert re.search(r"ACTIVE +CRITICAL +acm:\w{6} b2b.example.com +days left -1", active)
     assert after.count("INFORMATIONAL") == 4
+    # docs/demo.md shows this output, but for what differs each run.
+    page = open(os.path.join(ROOT, "docs", "demo.md")).read()
+    shown = "\n".join(page.split("```\n", 1)[1].rsplit("\n```", 1)[0].splitlines())
+    assert masked(shown) == masked(text, out)
+
+
+def test_the_demo_page_comparison_masks_only_what_differs_each_run():
+    shown = ('us-east-1  sfxkgx orders-prod      EXPIRED 3 day(s) ago (2026-11-24)\n'
+             '    - REST orders-api (2xsgowwhsd) / prod\n'
+             '"id": "2b6c3dba-13a9-452d-a29b-97476b3dbec9"\n'
+             '$ custodian run -s out policies/rotate.yml')
+    run = ('    - REST orders-api (9kq2mmd0aa) / prod\n'
+           '"id": "0f6c3dba-13a9-452d-a29b-97476b3dbec0"\n'
+           'us-east-1  k2x9pq orders-prod      EXPIRED 3 day(s) ago (2026-12-29)\n'
+           '$ custodian run -s /tmp/x/out policies/rotate.yml')
+    assert masked(shown) == masked(run, "/tmp/x/out")
+    assert masked(shown) != masked(run.replace("3 day(s)", "4 day(s)"), "/tmp/x/out")
+    assert masked(shown) != masked(run.replace("WEBSOCKET", "WS").replace("REST", "HTTP"),
+                                   "/tmp/x/out")

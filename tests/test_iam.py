@@ -431,9 +431,9 @@ def test_under_exactly_the_document_nothing_is_refused(sandbox, tmp_path, name):
     assert (old in left) == (name != "rotate") and (unused in left) == (name != "delete")
 
 
-def test_the_readme_shows_what_the_command_prints():
-    """The README's IAM section for policies/rotate.yml is the command's output, verbatim."""
-    text = (ROOT / "README.md").read_text()
+def test_the_iam_page_shows_what_the_command_prints():
+    """The IAM page's document for policies/rotate.yml is the command's output, verbatim."""
+    text = (ROOT / "docs" / "iam.md").read_text()
     block = text.split("<!-- iam: policies/rotate.yml -->", 1)[1].split("```json\n", 1)[1]
     shown = block.split("```", 1)[0]
     doc, proc = run_iam(ROOT / "policies" / "rotate.yml")

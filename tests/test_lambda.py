@@ -373,8 +373,9 @@ def test_the_handler_loads_the_plugin_then_dispatches(monkeypatch):
     assert ResourceMap["aws.apigw-client-certificate"] == "c7n_apigw_certs.entry.ClientCertificate"
 
 
-def test_readme_shows_the_shipped_policy():
-    section = (ROOT / "README.md").read_text().split("## Running in AWS Lambda", 1)[1]
+def test_the_lambda_page_shows_the_shipped_policy():
+    section = (ROOT / "docs" / "lambda-and-config.md").read_text().split(
+        "## Running in AWS Lambda", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block)["policies"] == [POLICY]
 
