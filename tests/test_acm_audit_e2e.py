@@ -261,3 +261,18 @@ def test_policy_file_runs_as_written(sandbox, tmp_path, estate):
     found, _ = custodian_run(sandbox, tmp_path, policy)
     assert {c["kind"] for c in found[REGION]} == {"generated", "acm-imported", "acm-private",
                                                   "acm-unknown"}
+
+
+def test_the_metric_tells_the_conditions_apart(sandbox, tmp_path, estate):
+    """put-expiry-metric on the same estate: a series per condition, an ACM certificate's by
+    its ARN, and none for the unreadable one (logged)."""
+    _, proc = custodian_run(sandbox, tmp_path, expiring(30, actions=[
+        {"type": "put-expiry-metric"}]))
+    metrics = client("cloudwatch").list_metrics(
+        Namespace="C7N/APIGatewayClientCertificates")["Metrics"]
+    dims = {tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])) for m in metrics}
+    conditions = {dict(d)["Condition"] for d in dims if "Condition" in dict(d)}
+    assert conditions == {"expires", "renewal-failed", "ca-expires"}
+    ids = {dict(d)["ClientCertificateId"] for d in dims if "ClientCertificateId" in dict(d)}
+    assert ids == {estate[k] for k in ("soon", "imported-soon", "renewal-failed", "ca-soon")}
+    assert "client-certificate:%s is unknown" % estate["deleted"] in proc.stderr
