@@ -107,10 +107,16 @@ class Reader:
     """One region's ACM and AWS Private CA, read for the ARNs that stages reference."""
 
     def __init__(self, session_factory, region, account_id=None):
-        session = local_session(session_factory)
-        self.region, self.account_id = region, account_id or ""
-        self.acm = session.client("acm", region_name=region)
-        self.pca = session.client("acm-pca", region_name=region)
+        self.session_factory, self.region = session_factory, region
+        self.account_id = account_id or ""
+        self.acm = self.pca = None
+
+    def clients(self):
+        """The ACM and ACM PCA clients, made when a stage first presents an ACM ARN."""
+        if self.acm is None:
+            session = local_session(self.session_factory)
+            self.acm = session.client("acm", region_name=self.region)
+            self.pca = session.client("acm-pca", region_name=self.region)
 
     def records(self, users):
         """One record per ACM ARN in ``users`` ({certificate id or ARN: stages}), in the
@@ -118,6 +124,7 @@ class Reader:
         referenced = sorted(arn for arn in users if is_acm_arn(arn))
         if not referenced:
             return []
+        self.clients()
         summaries = self.summaries(referenced)
         found = [self.record(arn, summaries.get(arn)) for arn in referenced]
         self.add_authorities(found)

@@ -92,6 +92,7 @@ def reader():
     session = boto3.Session(aws_access_key_id="k", aws_secret_access_key="s",
                             region_name="us-east-1")
     found = acm.Reader(lambda: session, "us-east-1", "123456789012")
+    found.clients()
     with Stubber(found.acm) as acm_stub, Stubber(found.pca) as pca_stub:
         yield found, acm_stub, pca_stub
         acm_stub.assert_no_pending_responses()
