@@ -268,6 +268,12 @@ def document(resources, partition="aws", region="*", account="*"):
 def policy_document(policy_files, partition="aws", region="*", account="*"):
     """The IAM policy document that the policies in these files need, loaded and validated by
     c7n. Raises ``PolicyFileError`` naming the file (and policy) that is not valid."""
+    return document(policy_resources_of(policy_files, region, account), partition, region,
+                    account)
+
+
+def policy_resources_of(policy_files, region="*", account="*"):
+    """{action: {patterns}} that the policies in these files need (see ``policy_document``)."""
     from c7n.config import Config
 
     import c7n_apigw_certs
@@ -280,4 +286,4 @@ def policy_document(policy_files, partition="aws", region="*", account="*"):
     for path in policy_files:
         for policy in load_policies(path, options):
             merge(found, policy_resources(policy))
-    return document(found, partition, region, account)
+    return found

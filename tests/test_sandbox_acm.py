@@ -531,3 +531,79 @@ def test_iam_scopes_private_ca_calls_to_the_ca(sandbox, cas):
         DomainName="a.example.com", CertificateAuthorityArn=issuing["arn"])["CertificateArn"]
     assert client("acm").describe_certificate(CertificateArn=arn)["Certificate"][
         "Status"] == "ISSUED"
+
+
+# -- CloudFormation: a template may hand a stage an ACM ARN (the migration's hand-over) -------
+def test_a_stack_stage_takes_a_qualifying_acm_arn_and_refuses_a_public_one(sandbox, cas):
+    import json as _json
+
+    from c7n_apigw_certs.sandbox.cloudformation import rest_api_template
+    _, issuing = cas
+    private = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    public = make_acm_cert(sandbox, "public", 30)
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="edge", TemplateBody=_json.dumps(
+        rest_api_template("orders", certificate=private)))
+    assert cfn.describe_stacks(StackName="edge")["Stacks"][0]["StackStatus"] == \
+        "CREATE_COMPLETE"
+    api_id = [r["PhysicalResourceId"] for r in cfn.describe_stack_resources(
+        StackName="edge")["StackResources"] if r["LogicalResourceId"] == "RestApi"][0]
+    assert client("apigateway").get_stage(restApiId=api_id, stageName="prod")[
+        "clientCertificateId"] == private
+    assert sandbox.presented(ACCOUNT, REGION, api_id, "prod")["presented"] == private
+    cfn.create_stack(StackName="edge-public", TemplateBody=_json.dumps(
+        rest_api_template("orders-public", certificate=public)))
+    assert cfn.describe_stacks(StackName="edge-public")["Stacks"][0]["StackStatus"] == \
+        "ROLLBACK_COMPLETE"
+
+
+def test_a_request_from_a_ca_that_cannot_sign_fails_with_its_reason(sandbox, cas):
+    _, issuing = cas
+    elsewhere = sandbox.create_private_ca("eu-west-1", "EU Root")
+    acm = client("acm")
+    missing = issuing["arn"][:-4] + "0000"
+    reasons = {}
+    for ca_arn in (issuing["arn"], elsewhere["arn"], missing):
+        arn = acm.request_certificate(DomainName="api.example.com",
+                                      CertificateAuthorityArn=ca_arn)["CertificateArn"]
+        detail = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+        reasons[ca_arn] = (detail["Status"], detail.get("FailureReason"))
+    assert reasons == {issuing["arn"]: ("ISSUED", None),
+                       elsewhere["arn"]: ("FAILED", "PCA_INVALID_ARN"),
+                       missing: ("FAILED", "PCA_RESOURCE_NOT_FOUND")}
+
+
+def test_faults_reach_acm_calls_by_certificate(sandbox):
+    broken, fine = make_acm_cert(sandbox, "imported", 30), make_acm_cert(sandbox, "imported", 30)
+    sandbox.add_fault("DescribeCertificate", service="acm", target=broken, count=-1,
+                      code="AccessDeniedException", message="denied by the test")
+    acm = client("acm")
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        acm.describe_certificate(CertificateArn=broken)
+    assert acm.describe_certificate(CertificateArn=fine)["Certificate"]["CertificateArn"] == fine
+    faults = [r for r in sandbox.counters() if r["outcome"] == "fault"]
+    assert [(r["service"], r["operation"], r["calls"]) for r in faults] == [
+        ("acm", "DescribeCertificate", 1)]
+
+
+@pytest.mark.parametrize("delay", [0, 3600])
+def test_a_renewal_reaches_the_stage_after_the_propagation_switch(sandbox, cas, delay):
+    _, issuing = cas
+    sandbox.switches(acm_propagation_seconds=delay)
+    arn = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    api_id = make_rest_stage(make_cert(sandbox, 100))
+    set_cert(client("apigateway"), api_id, arn)
+    before = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    sandbox.renew_acm_certificate(arn)
+    current = client("acm").get_certificate(CertificateArn=arn)["Certificate"]
+    during = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    sandbox.advance(seconds=3601)
+    after = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    expected_during = before if delay else after
+    assert during["certificate_pem"] == expected_during["certificate_pem"]
+    assert during["private_key_pem"] == expected_during["private_key_pem"]
+    assert after["certificate_pem"] == current != before["certificate_pem"]
+    for shown in (before, during, after):  # the key presented matches the certificate
+        key = serialization.load_pem_private_key(shown["private_key_pem"].encode(), None)
+        assert key.public_key().public_numbers() == load(
+            shown["certificate_pem"]).public_key().public_numbers()

@@ -31,8 +31,10 @@ def install():
     them, SSM's value sizes, EventBridge's entries, Security Hub's findings, AWS Config's
     recording, queries and evaluations, the gate (IAM, throttle, deployment rate, faults,
     counters)."""
-    from . import acm, apigateway, cloudformation, config, events, gate, iam, securityhub, ssm
+    from . import (acm, apigateway, cloudformation, config, elb, events, gate, iam,
+                   securityhub, ssm)
     acm.install()
+    elb.install()
     apigateway.install()
     events.install()
     cloudformation.install()

@@ -267,6 +267,14 @@ class Switches:
       (fact 113). REST stages always take one that qualifies (fact 111).
     - ``acm_in_use_by``: whether ACM lists the stages that present a certificate in its
       ``InUseBy`` and so refuses to delete it (true), or neither (false, the default): fact 115.
+    - ``acm_propagation_seconds``: how long, on the sandbox clock, a stage keeps presenting the
+      version an ACM renewal or re-import replaced (0, the default: at once). API Gateway
+      propagates renewals "without redeployment", in a time no source gives (fact 110).
+    - ``trust_store_self_signed``: whether an ELB trust store refuses a CA bundle holding a
+      certificate without the CA flag, as API Gateway's generated ones are (``"refuse"``, the
+      default) or takes it (``"accept"``): no source settles it (fact 164).
+    - ``trust_store_pending_describes``: how many ``DescribeTrustStores`` answer CREATING after
+      a create or modify before ACTIVE (0, the default).
     """
 
     def __init__(self):
@@ -282,6 +290,9 @@ class Switches:
         self.config_v2_api_id = True
         self.websocket_acm = "refuse"
         self.acm_in_use_by = False
+        self.acm_propagation_seconds = 0.0
+        self.trust_store_self_signed = "refuse"
+        self.trust_store_pending_describes = 0
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
@@ -289,7 +300,10 @@ class Switches:
                 "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
                 "config_types": list(self.config_types),
                 "config_v2_api_id": self.config_v2_api_id,
-                "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by}
+                "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
+                "acm_propagation_seconds": self.acm_propagation_seconds,
+                "trust_store_self_signed": self.trust_store_self_signed,
+                "trust_store_pending_describes": self.trust_store_pending_describes}
 
     def update(self, values):
         checked = {}
@@ -304,8 +318,9 @@ class Switches:
     def _check(key, value):
         if key == "delete_in_use" and value not in ("allow", "refuse"):
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
-        if key == "websocket_acm" and value not in ("accept", "refuse"):
-            raise ValueError("websocket_acm: 'accept' or 'refuse', not %r" % (value,))
+        if key in ("websocket_acm", "trust_store_self_signed") and value not in (
+                "accept", "refuse"):
+            raise ValueError("%s: 'accept' or 'refuse', not %r" % (key, value))
         if key in ("needs_deployment", "config_v2_api_id", "acm_in_use_by") and not isinstance(
                 value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
@@ -313,10 +328,10 @@ class Switches:
                                       or not set(value) <= set(CONFIG_TYPES)):
             raise ValueError("config_types: a list of %s, not %r" % (
                 ", ".join(CONFIG_TYPES), value))
-        if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
-                               or value < 0):
-            raise ValueError("quota: a whole number >= 0, not %r" % (value,))
-        if key in ("deploy_interval", "config_delay"):
+        if key in ("quota", "trust_store_pending_describes") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError("%s: a whole number >= 0, not %r" % (key, value))
+        if key in ("deploy_interval", "config_delay", "acm_propagation_seconds"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError("%s: seconds >= 0, not %r" % (key, value))
             value = float(value)
@@ -393,6 +408,11 @@ class Controls:
         return {"private_key_pem": (acm.private_key_pem(id_or_arn)
                                     or acmpca.private_key_pem(id_or_arn)
                                     or apigateway.private_key_pem(account, region, id_or_arn))}
+
+    def trust_store_bundle(self, arn):
+        """The PEM text an ELB trust store verifies against now (``elb.py``), or None."""
+        from . import elb
+        return {"bundle": elb.trust_store_bundle(arn)}
 
     def presented(self, region, protocol, api_id, stage, account=DEFAULT_ACCOUNT):
         """What a REST or WebSocket stage (``protocol`` "REST", "WEBSOCKET" or None to find

@@ -36,6 +36,8 @@ The request's action and resource, as the Service Authorization Reference define
 - AWS Private CA: ``acm-pca:<operation>`` on the request's ``CertificateAuthorityArn`` (or
   ``ResourceArn`` for the policy calls); ``CreateCertificateAuthority`` and
   ``ListCertificateAuthorities`` on ``*`` (fact 119).
+- Elastic Load Balancing trust stores: ``elasticloadbalancing:<Action>`` (``_elb_target``);
+  refusals 403 ``AccessDenied`` (fact 167).
 - S3: ``GetObject``/``HeadObject`` -> ``s3:GetObject``, ``PutObject`` -> ``s3:PutObject``,
   ``DeleteObject`` -> ``s3:DeleteObject`` on ``arn:aws:s3:::bucket/key``; ``ListObjects``,
   ``ListObjectsV2``, ``HeadBucket`` -> ``s3:ListBucket``, ``CreateBucket`` -> ``s3:CreateBucket``
@@ -79,7 +81,8 @@ from moto.utilities.utils import get_partition
 from . import events
 from .controls import CONTROLS
 
-SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3", "acm", "acm-pca"} | events.SERVICES
+SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3", "acm", "acm-pca",
+            "elasticloadbalancing"} | events.SERVICES
 _JSON_11 = {"ssm", "acm", "acm-pca"}  # refusals are 400 AccessDeniedException
 
 Principal = collections.namedtuple("Principal", "arn documents session_documents")
@@ -227,6 +230,8 @@ def target(call):
     if call.service == "acm-pca":
         arn = call.body.get("CertificateAuthorityArn") or call.body.get("ResourceArn")
         return [("acm-pca:" + call.operation, arn if isinstance(arn, str) and arn else "*")]
+    if call.service == "elasticloadbalancing":
+        return _elb_target(call)
     if call.service == "s3":
         bucket, key = call.params.get("Bucket"), call.params.get("Key")
         action, kind = _S3_ACTIONS.get(
@@ -236,6 +241,21 @@ def target(call):
         arn = "arn:aws:s3:::%s" % bucket
         return [(action, "%s/%s" % (arn, key) if kind == "object" and key else arn)]
     return events.target(call)  # EventBridge, SQS
+
+
+def _elb_target(call):
+    """ELB trust stores (docs/aws-behaviour.md, fact 167): ``CreateTrustStore`` on the ARN
+    the trust store will have (its id unknown: ``truststore/<name>/*``), ``ModifyTrustStore``
+    and ``DeleteTrustStore`` on its ARN, describes and anything else on ``*``."""
+    form = call.request.form
+    operation = form.get("Action") or call.operation
+    action = "elasticloadbalancing:" + operation
+    if operation == "CreateTrustStore" and form.get("Name"):
+        return [(action, "arn:aws:elasticloadbalancing:%s:%s:truststore/%s/*" % (
+            call.region, call.account, form["Name"]))]
+    if operation in ("ModifyTrustStore", "DeleteTrustStore") and form.get("TrustStoreArn"):
+        return [(action, form["TrustStoreArn"])]
+    return [(action, "*")]
 
 
 def refusal(service, who, action, resource, outcome):
@@ -249,6 +269,8 @@ def refusal(service, who, action, resource, outcome):
         return Refusal("AccessDenied", 403, message)
     if service in _JSON_11:
         return Refusal("AccessDeniedException", 400, message)
+    if service == "elasticloadbalancing":
+        return Refusal("AccessDenied", 403, message)
     return Refusal("AccessDeniedException", 403, message)
 
 

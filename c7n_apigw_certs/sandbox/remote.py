@@ -129,8 +129,9 @@ class SandboxClient:
 
     def presented_certificate(self, account, region, api, stage, protocol=None):
         """What a stage presents now, for a TLS probe: {"configured", "presented",
-        "certificate_id_or_arn", "certificate_pem", "chain_pem"} (an ACM certificate's current
-        version and chain; a generated certificate's PEM and an empty chain). ``protocol``
+        "certificate_id_or_arn", "certificate_pem", "chain_pem", "private_key_pem"} (an ACM
+        certificate's version and chain, the switch ``acm_propagation_seconds``; a generated
+        certificate's PEM and an empty chain). ``protocol``
         "REST" or "WEBSOCKET" if the id could be either."""
         query = {"account": account, "region": region, "api": api, "stage": stage, "pems": "1"}
         if protocol:
@@ -167,6 +168,11 @@ class SandboxClient:
 
     def revoke_acm_certificate(self, arn, reason="UNSPECIFIED"):
         return self._call("POST", "acm-revoke", {"arn": arn, "reason": reason})
+
+    def trust_store_bundle(self, arn):
+        """The PEM text an ELB trust store verifies against now (as last loaded from S3), or
+        None for an unknown trust store."""
+        return self._call("POST", "trust-store-bundle", {"arn": arn})["bundle"]
 
     def private_key_pem(self, id_or_arn, region="us-east-1", account="123456789012"):
         """The private key of an ACM certificate, a CA, or a generated certificate (PEM)."""

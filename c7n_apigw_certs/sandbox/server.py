@@ -32,7 +32,9 @@ Control endpoints (JSON in, JSON out):
 ``POST /_sandbox/private-ca`` ...      ACM and Private CA controls: ``private-ca``,
                                        ``private-ca-age``, ``acm-certificates``, ``acm-renew``,
                                        ``acm-fail-renewal``, ``acm-pending-renewal``,
-                                       ``acm-revoke``, ``private-key``: the body is the
+                                       ``acm-revoke``, ``private-key``, and
+                                       ``trust-store-bundle`` (``{"arn"}``: the PEMs an ELB
+                                       trust store verifies against): the body is the
                                        arguments of the ``Controls`` method (``ACM_CONTROLS``)
 ``POST /_sandbox/config-event``        ``{"account", "region", "rule", "message_type",
                                        "resource_type", "resource_id"}``: the event AWS Config
@@ -104,6 +106,7 @@ ACM_CONTROLS = {
     "acm-certificates": "create_acm_certificate", "acm-renew": "renew_acm_certificate",
     "acm-fail-renewal": "fail_acm_renewal", "acm-pending-renewal": "pending_acm_renewal",
     "acm-revoke": "revoke_acm_certificate", "private-key": "private_key_pem",
+    "trust-store-bundle": "trust_store_bundle",
 }
 
 
