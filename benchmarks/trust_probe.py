@@ -60,7 +60,7 @@ def main():
         sys.exit("nginx is not installed (Debian: apt-get install -y nginx)")
     from c7n_apigw_certs.sandbox.server import SandboxServer
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-    server = SandboxServer(port=0).start()  # in this process: the probe reads its keys
+    server = SandboxServer(port=0).start()
     env = dict(os.environ, **environment(server.endpoint))
     env["HOME"] = tempfile.mkdtemp(prefix="c7n-apigw-bench-home-")
     control = SandboxClient(server.endpoint)

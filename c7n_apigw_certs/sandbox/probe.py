@@ -412,6 +412,27 @@ class Nginx:
             time.sleep(0.05)
         return not waiting
 
+    def log_size(self):
+        try:
+            return os.path.getsize(os.path.join(self.prefix, "error.log"))
+        except FileNotFoundError:
+            return 0
+
+    def settle(self, since, timeout=15, quiet=0.3):
+        """Wait for the reloads signalled after the log had ``since`` bytes: nginx starts new
+        workers after the signal's command has returned (fact 158). Done when the log shows
+        new workers started since then and has been quiet for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        last, changed = None, time.monotonic()
+        while time.monotonic() < deadline:
+            text = self.log()[since:]
+            if text != last:
+                last, changed = text, time.monotonic()
+            elif "start worker process" in text and time.monotonic() - changed >= quiet:
+                return True
+            time.sleep(0.05)
+        return False
+
     def log(self):
         try:
             with open(os.path.join(self.prefix, "error.log")) as fh:

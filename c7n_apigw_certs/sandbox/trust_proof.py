@@ -95,10 +95,12 @@ class Backends:
         for label, proc in running:
             output, _ = proc.communicate(timeout=120)
             self.syncs.append((label, proc.returncode, output.strip()))
-        failed = [s for s in self.syncs[-len(running):] if s[1]]
+        ours = self.syncs[-len(running):]
+        failed = [s for s in ours if s[1]]
         if failed:
             raise probe.ProbeError("trust-sync failed: %s" % "; ".join(
                 "%s: %s" % (label, out) for label, _, out in failed))
+        return sum(" updated from " in out for _, _, out in ours)
 
 
 def seed_trust(session, stages, template, presented):
@@ -156,20 +158,24 @@ class Proof:
         self.run.round()
 
     def sync(self):
-        self._sync()
-        time.sleep(0.2)  # nginx starts its new workers after the reload's signal
+        since = self.backends.nginx.log_size()
+        if self._sync():  # files changed, nginx reloaded: wait until its new workers run
+            self.backends.nginx.settle(since)
         self.run.round()
 
     def _sync(self, reload=True):
         if not self.inprocess:
             return self.backends.sync(reload)
         from .. import trust_sync
+        updated = 0
         for stage in self.backends.stages:
-            trust_sync.sync(
+            outcome, _ = trust_sync.sync(
                 trust_sync.Source(self.backends.sources[stage.label]),
                 self.backends.files[stage.label],
                 self.backends.nginx.reload_command if reload else None, session=self.session,
                 region=stage.region, form=FORMATS[self.mode])
+            updated += outcome == "updated"
+        return updated
 
     def __exit__(self, *exc):
         self.run.stop()
