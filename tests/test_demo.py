@@ -36,11 +36,12 @@ PROBE_ROW = re.compile(r"^ +(?P<phase>before the rotation|day \d+) +(?P<requests
 
 def masked(text, out=None):
     """The demo's lines, sorted, with what differs each run masked: its output folder, dates,
-    ids (6, 8 and 10 lowercase letters and digits: certificates, WebSocket and REST APIs) and
-    event ids. The order of certificates and stages follows their ids, so it differs too."""
+    ids (6, 8 and 10 lowercase letters and digits: certificates, WebSocket and REST APIs),
+    the UUIDs of ACM ARNs and event ids. The order of certificates and stages follows their ids, so it differs too."""
     text = text.replace(out, "out") if out else text  # the page shows the default, out
     text = re.sub(r"\d{4}-\d\d-\d\d(?:[T ][\d:.+]+Z?)?", "DATE", text)
     text = re.sub(r'"id": "[0-9a-f-]{36}"', '"id": "UUID"', text)
+    text = re.sub(r"(certificate(?:-authority)?/)[0-9a-f-]{36}", r"\1UUID", text)  # ACM ARNs
     text = re.sub(r"\b(?:[a-z0-9]{6}|[a-z0-9]{8}|[a-z0-9]{10})\b", "ID", text)
     # The TLS probe's counts of requests depend on the machine's speed; refused and errors not.
     text = PROBE_ROW.sub(lambda m: "%s N N %s N %s" % (m["phase"], m["refused"], m["errors"]),
