@@ -37,7 +37,8 @@ PROBE_ROW = re.compile(r"^ +(?P<phase>before the rotation|day \d+) +(?P<requests
 def masked(text, out=None):
     """The demo's lines, sorted, with what differs each run masked: its output folder, dates,
     ids (6, 8 and 10 lowercase letters and digits: certificates, WebSocket and REST APIs),
-    the UUIDs of ACM ARNs and event ids. The order of certificates and stages follows their ids, so it differs too."""
+    the UUIDs of ACM ARNs and event ids. The order of certificates and stages follows their
+    ids, so it differs too."""
     text = text.replace(out, "out") if out else text  # the page shows the default, out
     text = re.sub(r"\d{4}-\d\d-\d\d(?:[T ][\d:.+]+Z?)?", "DATE", text)
     text = re.sub(r'"id": "[0-9a-f-]{36}"', '"id": "UUID"', text)
