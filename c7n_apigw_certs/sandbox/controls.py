@@ -17,6 +17,8 @@ DEFAULT_ACCOUNT = "123456789012"
 # What the sandbox's Config can record (config.py).
 CONFIG_TYPES = ("AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Api",
                 "AWS::ApiGatewayV2::Stage")
+# Which types Config's PutEvaluations accepts (config.py, switch config_evaluation_types).
+EVALUATION_TYPES = ("recorded", "any")
 
 
 class Clock:
@@ -259,6 +261,12 @@ class Switches:
     - ``config_types``: the resource types Config's recorder records (its recording group),
       by default the four API Gateway types the plugin reads; a type left out is never
       answered in queries ("resources that are not configured to be recorded", fact 88).
+    - ``config_evaluation_types``: which ``ComplianceResourceType`` AWS Config's
+      ``PutEvaluations`` accepts, a question the sources disagree on (docs/aws-behaviour.md,
+      fact 135): ``"recorded"`` (the default) only the types AWS Config records (botocore's
+      ``config`` model, its ``ResourceType`` enum), refusing any other with AWS's
+      ``InvalidParameterValueException``; ``"any"`` every type, as c7n's ``config-poll-rule``
+      docstring says ("any resource which has a cloudformation type"). See ``config.py``.
     - ``config_v2_api_id``: whether a recorded WebSocket stage names its API in
       ``configuration.apiId`` and a relationship (true, the default, fact 26) or only in its
       ARN (false: AWS Config's published schema lists no ``apiId``, fact 80). Both are tested.
@@ -288,6 +296,7 @@ class Switches:
         self.config_delay = 0.0
         self.config_types = list(CONFIG_TYPES)
         self.config_v2_api_id = True
+        self.config_evaluation_types = "recorded"
         self.websocket_acm = "refuse"
         self.acm_in_use_by = False
         self.acm_propagation_seconds = 0.0
@@ -300,6 +309,7 @@ class Switches:
                 "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
                 "config_types": list(self.config_types),
                 "config_v2_api_id": self.config_v2_api_id,
+                "config_evaluation_types": self.config_evaluation_types,
                 "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
                 "acm_propagation_seconds": self.acm_propagation_seconds,
                 "trust_store_self_signed": self.trust_store_self_signed,
@@ -318,6 +328,9 @@ class Switches:
     def _check(key, value):
         if key == "delete_in_use" and value not in ("allow", "refuse"):
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
+        if key == "config_evaluation_types" and value not in EVALUATION_TYPES:
+            raise ValueError("config_evaluation_types: %s, not %r" % (
+                " or ".join(repr(v) for v in EVALUATION_TYPES), value))
         if key in ("websocket_acm", "trust_store_self_signed") and value not in (
                 "accept", "refuse"):
             raise ValueError("%s: 'accept' or 'refuse', not %r" % (key, value))

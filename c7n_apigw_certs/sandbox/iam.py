@@ -25,6 +25,10 @@ The request's action and resource, as the Service Authorization Reference define
 - API Gateway, REST and WebSocket: ``apigateway:<HTTP method>`` on
   ``arn:aws:apigateway:<region>::<path>``; WebSocket paths lose their ``/v2`` prefix
   (``/apis/{id}/stages/{name}``); tag calls are on ``/tags/<URL-encoded resource ARN>``.
+  A REST ``TagResource`` needs two: ``apigateway:PUT`` on that Tags resource *and*
+  ``apigateway:PATCH`` on the tagged resource's own ARN (docs/aws-behaviour.md, fact 136),
+  checked in that order; a WebSocket ``TagResource`` (POST) and ``UntagResource`` only the
+  one, as no source says more.
 - SSM: ``ssm:<operation>`` on ``arn:aws:ssm:<region>:<account>:parameter/<name without its
   leading slash>``, a ``name:version`` or ``name:label`` selector dropped; ``GetParameters`` and
   ``DeleteParameters`` need every name; ``GetParametersByPath`` the path;
@@ -208,11 +212,17 @@ def target(call):
         path = call.request.path
         if call.service == "apigatewayv2" and path.startswith("/v2/"):
             path = path[len("/v2"):]
+        tagged = None
         if path.startswith("/tags/"):
-            path = "/tags/" + quote(unquote(path[len("/tags/"):]), safe="")
+            tagged = unquote(path[len("/tags/"):]).rstrip("/")
+            path = "/tags/" + quote(tagged, safe="")
         path = path.rstrip("/") or "/"
-        return [("apigateway:" + call.request.method.upper(),
-                 "arn:aws:apigateway:%s::%s" % (region, path))]
+        needed = [("apigateway:" + call.request.method.upper(),
+                   "arn:aws:apigateway:%s::%s" % (region, path))]
+        if call.service == "apigateway" and call.operation == "TagResource" and tagged:
+            # Fact 136: REST TagResource is also checked as PATCH on the tagged resource.
+            needed.append(("apigateway:PATCH", tagged))
+        return needed
     if call.service == "ssm":
         action, body = "ssm:" + call.operation, call.body
         if call.operation in _SSM_BY_NAME and isinstance(body.get("Name"), str):
