@@ -98,7 +98,15 @@ class RotateClientCertificate(BaseAction):
     (docs/aws-behaviour.md, facts 11 and 31). The old certificate stays in the bundles until it
     is deleted either way; with ``redeploy: true`` a stage whose deployment failed is recorded
     (tag ``c7n:rotation:undeployed``), deployed by a later run, and its old certificate is not
-    deleted before.
+    deleted before, by any policy (one without ``redeploy`` fails, saying so). A deployment
+    ships the API as it is now: any change to its methods not yet deployed goes live with it.
+
+    Every destination has its own gate (tag ``c7n:rotation:trust:<digest>``): no stage switches
+    before every gate recorded, by this policy or another, has passed, and each destination is
+    read before each switch and before retirement. A gate that would pass less than a day before
+    the old certificate expires is not waited for: what is trusted switches at once, and the
+    run fails naming the stages and the expiry. Gates use AWS's time (the ``Date`` of its
+    answers); a local clock more than 5 minutes off refuses to act.
 
     Destinations: ``ssm`` (``name``; ``tier``: ``Standard`` (default, 4 KB), ``Advanced``
     (8 KB) or ``Intelligent-Tiering``) and ``s3`` (``bucket``, ``key``). Template fields:
