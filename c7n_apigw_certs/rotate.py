@@ -237,6 +237,7 @@ class Rotation:
         self.retirement = Retirement(self)
         self.hand_over = HandOver(self)
         self.pending, self.edits, self.due, self.failures = {}, {}, [], []
+        self.journal = {}  # every stage-list edit of this run, per certificate, in order
         self.own_keys = [plan.dest_digest(d) for d in data["publish"]]
         self.listing, self.stage_map = {}, {}
 
@@ -294,14 +295,23 @@ class Rotation:
             value for dest in data["publish"] for key, value in dest.items() if key != "type"]
         return any("account_id" in template_fields(t) for t in templates)
 
-    def persist(self, cert_id):
+    def persist(self, cert_id, final=False):
         """Write a certificate's pending state now, merged into its tags as they are now (read
         again, not the start-of-run listing: another run may have written since), and read back;
         merged again if another writer's change landed in between (fact 120). Called before
-        each change that a record protects, and when the run is done with the certificate."""
+        each change that a record protects, and when the run is done with the certificate
+        (``final``: then read again even with nothing new).
+
+        Every write re-applies all of this run's stage-list edits (its journal), not only the
+        new ones: another run that wrote from a read older than our last write may have dropped
+        our entries, and our next write puts them back. What is left is the window between the
+        other run's last read and its last write (fact 120)."""
         ours, edits = self.pending.pop(cert_id, {}), self.edits.pop(cert_id, [])
-        if not ours and not edits:
+        journal = self.journal.setdefault(cert_id, [])
+        journal.extend(edits)
+        if not ours and not edits and not (final and journal):
             return
+        edits = list(journal)
         arn = certificate_arn(self.manager.config.region, cert_id)
         try:
             current = self.fresh_tags(cert_id)
@@ -351,7 +361,7 @@ class Rotation:
 
     def flush(self, cert):
         try:
-            self.persist(cert["clientCertificateId"])
+            self.persist(cert["clientCertificateId"], final=True)
         except Failed as e:
             self.failed(cert, e)
 

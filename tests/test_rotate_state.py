@@ -238,15 +238,14 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
         shift + ["custodian", "run", "--cache-period", "0", "-s", str(tmp_path / ("r%d" % n)),
                  path], env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True) for n in range(2)]
-    for proc in procs:
-        proc.communicate(timeout=300)
+    errors = "\n".join(proc.communicate(timeout=300)[1][-3000:] for proc in procs)
     apigw = client("apigateway")
     for old in olds:
         found = tags(old)
         (new,) = successors_of(certificates(), old)
         for api in stages[old]:
             label = "%s/prod" % api
-            assert plan.has_label(found, SWITCHED_STAGES, label), (label, found)
+            assert plan.has_label(found, SWITCHED_STAGES, label), (label, found, errors)
             assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] == new
             shown = sandbox.presented(ACCOUNT, REGION, api, "prod")
             if api in failing:
