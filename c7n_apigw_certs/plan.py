@@ -54,8 +54,8 @@ SKEW = datetime.timedelta(minutes=15)
 RUN_TIME = datetime.timedelta(hours=1)
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 # A stage list's entry: an API id, "/", a stage name (letters, digits, "-", "_", at most 128:
-# docs/aws-behaviour.md, fact 130), or a stage's digest ("#" and 6 hex digits).
-LABEL = re.compile(r"([A-Za-z0-9]{1,64}/[A-Za-z0-9_-]{1,128}|#[0-9a-f]{6})\Z")
+# docs/aws-behaviour.md, fact 130; or $default), or a stage's digest ("#", 6 hex digits).
+LABEL = re.compile(r"([A-Za-z0-9]{1,64}/([A-Za-z0-9_-]{1,128}|\$default)|#[0-9a-f]{6})\Z")
 COUNT = re.compile(r"\d{1,4}\Z")
 TAG_VALUE_LENGTH = 256  # an API Gateway tag value (docs/aws-behaviour.md, fact 35)
 ALL = "*"               # a list of stages too long even as digests: every stage

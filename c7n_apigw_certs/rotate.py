@@ -7,7 +7,11 @@ once nothing uses it. ``plan.py`` decides each certificate's next step from its 
 listings; the executors here carry the steps out, each re-checking fresh state right before it
 changes anything:
 
-- ``Successors``: exactly one successor per certificate, even when two runs race.
+- ``Successors``: exactly one successor per certificate, even when two runs race, and only one
+  that this rotation made: a certificate that tags alone name is never adopted
+  (``plan.successor_doubt``), and the old certificate's state is checked before it steers
+  anything (``plan.check_state``). ``c7n-apigw-certs plan`` (``preview.py``) shows what the next
+  run would do with the same choices.
 - ``Trust``: merged writes to the stores (``stores.py``), sizes checked before any write.
 - ``Switcher``: stages switched (and deployed) through one adapter per protocol (``stages.py``).
 - ``retire.Retirer``: deletion only after fresh listings of every stage.

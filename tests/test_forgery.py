@@ -302,3 +302,24 @@ def test_plan_runs_under_its_own_document(sandbox, teams, tmp_path):
             sandbox.env, check=False)
     assert api_calls(sandbox, outcome="denied")
 
+
+
+def test_plan_under_c7n_org_run_script(sandbox, tmp_path):
+    """``c7n-org run-script`` runs ``plan`` once per account and region with that account's
+    credentials in the environment, its output in OUT/<account>/<region>/stdout."""
+    from test_org import ACCOUNTS, accounts_with_a_stage
+    old, _, config = accounts_with_a_stage(sandbox, tmp_path)
+    policy = write_policy(tmp_path, {
+        "name": "rotate", "resource": "aws.apigw-client-certificate",
+        "filters": [{"type": "expiring", "days": 30}],
+        "actions": [{"type": "rotate", "switch-after-days": 3, "publish": [
+            {"type": "ssm", "name": "/trust/{account_id}/{api_id}/{stage_name}"}]}]})
+    out = tmp_path / "org-out"
+    run_cli("c7n-org", ["run-script", "-c", str(config), "-s", str(out), "-r", REGION,
+                        "c7n-apigw-certs", "plan", policy, "-r", "{region}", "--json"],
+            dict(sandbox.env, C7N_ORG_PARALLEL="2"))
+    for name in ACCOUNTS:
+        (entry,) = json.loads((out / name / REGION / "stdout").read_text())
+        assert entry["certificate"] == old[name]
+        assert entry["steps"] == ["generate", "publish", "wait"]
+        assert entry["trust"][0].startswith("ssm:/trust/%s/" % ACCOUNTS[name])
