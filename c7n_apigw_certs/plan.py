@@ -150,8 +150,8 @@ def encode_labels(found):
     if ALL in found:
         return ALL
     value = " ".join(sorted(set(found)))
-    if len(value) <= TAG_VALUE_LENGTH:
-        return value
+    if len(value) <= TAG_VALUE_LENGTH and not any(x.startswith(DIGEST) for x in found):
+        return value  # labels while they fit; once digests, digests only (one form)
     value = " ".join(sorted({x if x.startswith(DIGEST) else digest(x) for x in found}))
     return value if len(value) <= TAG_VALUE_LENGTH else ALL
 
@@ -163,6 +163,9 @@ def with_label(tags, key, label, add=True):
         return ""  # every stage named: cleared as a whole
     if ALL in found:
         return ALL
+    present = label in found or digest(label) in found
+    if present == add:  # already so: the value as it is (applying an edit twice is a no-op)
+        return tags.get(key) or ""
     if add:
         return encode_labels(found + [label])
     return encode_labels([x for x in found if x not in (label, digest(label))])

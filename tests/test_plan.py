@@ -103,6 +103,9 @@ def test_a_long_stage_list_is_kept_as_digests_that_still_answer():
     assert len(value) <= 256 and plan.ALL not in value and value.startswith("#")
     assert all(plan.has_label(tags, SWITCHED_STAGES, name) for name in names)
     assert not plan.has_label(tags, SWITCHED_STAGES, "a00000020/stage")  # negative control
+    # an edit applied twice (a run re-applies its journal) changes nothing
+    assert plan.with_label(tags, SWITCHED_STAGES, names[0]) == value
+    assert plan.with_label(tags, SWITCHED_STAGES, "zz/absent", add=False) == value
     tags[SWITCHED_STAGES] = plan.with_label(tags, SWITCHED_STAGES, names[3], add=False)
     assert not plan.has_label(tags, SWITCHED_STAGES, names[3])
     assert plan.has_label(tags, SWITCHED_STAGES, names[4])
