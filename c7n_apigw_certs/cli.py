@@ -1,8 +1,9 @@
 """The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``,
-``iam`` (the IAM policy that policy files need), ``trust-sync`` (a backend host's trust file
-kept in step with a bundle), and ``mailer-templates`` (the folder of the
-c7n-mailer templates this package ships, for ``c7n-mailer --templates``). Each imports what it
-needs when it runs: c7n only for ``iam`` and ``demo``."""
+``iam`` (the IAM policy that policy files need), ``plan`` (read-only: what the next rotation run
+would do), ``trust-sync`` (a backend host's trust file kept in step with a bundle), and
+``mailer-templates`` (the folder of the c7n-mailer templates this package ships, for
+``c7n-mailer --templates``). Each imports what it needs when it runs: c7n only for ``iam``,
+``plan`` and ``demo``."""
 import argparse
 import json
 import os
@@ -66,7 +67,8 @@ def run_iam(args):
         sys.exit(2)
     try:
         found = policy_resources_of(args.policy_files, region=args.region,
-                                    account=args.account) if args.policy_files else {}
+                                    account=args.account, for_plan=args.plan) \
+            if args.policy_files else {}
         for source in args.trust_sync:
             merge(found, Source(source).iam_resources())
     except PolicyFileError as e:
@@ -120,6 +122,18 @@ def main(argv=None):
                      type=_matching(r"\*|[a-z]{2}(-[a-z]+)+-\d+", "a region or *"))
     iam.add_argument("--account", default="*", help="default: * (any account)",
                      type=_matching(r"\*|\d{12}", "a 12-digit account id or *"))
+    iam.add_argument("--plan", action="store_true",
+                     help="the document of `c7n-apigw-certs plan` for these files: reads only")
+    preview = commands.add_parser(
+        "plan", help="read-only: what the next run of the policy's rotate action would do with "
+        "each certificate it selects, and why")
+    preview.add_argument("policy_file", metavar="POLICY.yml")
+    preview.add_argument("-r", "--region", action="append",
+                         type=_matching(r"[a-z]{2}(-[a-z]+)+-\d+", "a region"),
+                         help="repeat for more regions (default: us-east-1)")
+    preview.add_argument("--assume", help="a role to assume, as custodian's --assume")
+    preview.add_argument("--profile", help="an AWS profile, as custodian's --profile")
+    preview.add_argument("--json", action="store_true", help="one JSON list of entries")
     sync = commands.add_parser(
         "trust-sync", help="keep a backend's trust file in step with a published bundle "
         "(from cron, a systemd timer or a sidecar)")
@@ -145,6 +159,9 @@ def main(argv=None):
         run_demo(args.policy, args.output_dir, args.rotate_policy)
     elif args.command == "iam":
         run_iam(args)
+    elif args.command == "plan":
+        from .preview import run_plan
+        run_plan(args)
     elif args.command == "trust-sync":
         from .trust_sync import main as trust_sync
         trust_sync(args)

@@ -1,11 +1,13 @@
 """The rotation's state machine, as a pure function of tags, listings and time."""
 import datetime
+import re
 
 import pytest
 
 from c7n_apigw_certs import plan
 from c7n_apigw_certs.plan import (
-    LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, UNDEPLOYED,
+    LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, SWITCHED_STAGES,
+    UNDEPLOYED,
     Options, delete_blocker, next_step, stamp)
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.timezone.utc)
@@ -86,9 +88,31 @@ def test_stage_lists_in_a_tag_value():
     tags[UNDEPLOYED] = plan.with_label({UNDEPLOYED: value}, UNDEPLOYED, "def/dev")
     assert plan.undeployed(tags) == ["abc/prod", "def/dev"]
     assert plan.with_label(tags, UNDEPLOYED, "abc/prod", add=False) == "def/dev"
-    long = {UNDEPLOYED: " ".join("a%08d/stage" % i for i in range(16))}
-    assert plan.with_label(long, UNDEPLOYED, "zzz/prod") == plan.ALL  # past 256 characters
     assert plan.with_label({UNDEPLOYED: plan.ALL}, UNDEPLOYED, "x/y", add=False) == plan.ALL
+    assert plan.with_label({UNDEPLOYED: plan.ALL}, UNDEPLOYED, plan.ALL, add=False) == ""
+
+
+def test_a_long_stage_list_is_kept_as_digests_that_still_answer():
+    """Past 256 characters the labels become 6-hex digests: the list still tells a stage it
+    holds from one it does not (the revert guard needs that); past about 30 stages, ``*``."""
+    names = ["a%08d/stage" % i for i in range(20)]
+    tags = {}
+    for name in names:
+        tags[SWITCHED_STAGES] = plan.with_label(tags, SWITCHED_STAGES, name)
+    value = tags[SWITCHED_STAGES]
+    assert len(value) <= 256 and plan.ALL not in value and value.startswith("#")
+    assert all(plan.has_label(tags, SWITCHED_STAGES, name) for name in names)
+    assert not plan.has_label(tags, SWITCHED_STAGES, "a00000020/stage")  # negative control
+    # an edit applied twice (a run re-applies its journal) changes nothing
+    assert plan.with_label(tags, SWITCHED_STAGES, names[0]) == value
+    assert plan.with_label(tags, SWITCHED_STAGES, "zz/absent", add=False) == value
+    tags[SWITCHED_STAGES] = plan.with_label(tags, SWITCHED_STAGES, names[3], add=False)
+    assert not plan.has_label(tags, SWITCHED_STAGES, names[3])
+    assert plan.has_label(tags, SWITCHED_STAGES, names[4])
+    many = {SWITCHED_STAGES: ""}
+    for i in range(40):
+        many[SWITCHED_STAGES] = plan.with_label(many, SWITCHED_STAGES, "b%08d/x" % i)
+    assert many[SWITCHED_STAGES] == plan.ALL
 
 
 def test_a_successor_waits_for_its_predecessors_rotation():
@@ -145,3 +169,190 @@ def test_a_handed_over_count_that_is_not_a_number_stops_the_certificate():
 
 def test_a_certificate_only_owned_stages_use_still_gets_a_successor():
     assert step({}, successor=None, on_old=0, handed=1).name == plan.GENERATE
+
+
+# -- records every policy honours (issue 15) -------------------------------------------------
+def test_an_undeployed_stage_blocks_retirement_without_redeploy_too():
+    """A policy without ``redeploy`` reads the record another one wrote: no retirement, and a
+    step that says why (the executor fails the certificate with a message)."""
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(10), SWITCHED: ago(9), UNDEPLOYED: "abc/prod"}
+    result = step(tags, on_old=0)  # STAGED has redeploy off
+    assert result.name == plan.UNCONFIRMED and result.reason == "abc/prod"
+    assert step(dict(tags, **{UNDEPLOYED: ""}), on_old=0).name == plan.RETIRE  # control
+    inside = dict(tags, **{SWITCHED: ago(1)})
+    assert step(inside, on_old=0).reason.startswith("delete at ")  # the window still counts
+
+
+SSM = {"type": "ssm", "name": "/a/{api_id}/{stage_name}"}
+S3 = {"type": "s3", "bucket": "b", "key": "k/{api_id}.pem"}
+
+
+def test_a_destination_record_round_trips_in_tag_characters():
+    value = plan.trust_value(NOW, SSM)
+    assert len(value) <= 256 and set(value) <= set(  # no space either (fact 121)
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/=+-@")
+    key = plan.dest_digest(SSM)
+    assert key.startswith(plan.TRUST) and key != plan.dest_digest(S3)
+    assert key == plan.dest_digest(dict(SSM, tier="Advanced"))  # the same place
+    assert plan.trust_records({key: value}) == {key: (NOW, SSM)}
+    huge = {"type": "s3", "bucket": "b", "key": "k" * 300}
+    assert plan.trust_records({"x": "y", key: plan.trust_value(NOW, huge)}) == {key: (NOW, None)}
+    with pytest.raises(plan.StateError):
+        plan.trust_records({key: stamp(NOW) + "_!!notbase64"})
+
+
+def test_a_destination_no_run_published_is_published_before_anything_else():
+    own = [plan.dest_digest(SSM), plan.dest_digest(S3)]
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(5), own[0]: plan.trust_value(
+        NOW - datetime.timedelta(days=2), SSM)}
+    assert step(tags, destinations=own).name == plan.PUBLISH  # S3 is new to this rotation
+    tags[own[1]] = plan.trust_value(NOW - datetime.timedelta(days=1), S3)
+    assert step(tags, destinations=own).name == plan.SWITCH
+
+
+def test_another_policys_destination_gate_holds_every_policy():
+    """Policy B (5 days) recorded its destination's gate; policy A (3 days) has passed its
+    own, yet waits for B's, whichever ran first."""
+    b_gate = NOW + datetime.timedelta(hours=30)
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(3), plan.dest_digest(S3): plan.trust_value(
+        b_gate, S3)}
+    result = step(tags)
+    assert result.name == plan.WAIT and result.at == b_gate
+    passed = dict(tags, **{plan.dest_digest(S3): plan.trust_value(ago_time(0), S3)})
+    assert step(passed).name == plan.SWITCH
+
+
+def ago_time(days):
+    return NOW - datetime.timedelta(days=days)
+
+
+@pytest.mark.parametrize("expires_in,expected", [(3.99, plan.EXPIRING), (4.01, plan.WAIT)])
+def test_a_gate_too_close_to_expiry_is_not_waited_for(expires_in, expected):
+    """A late stage's gate 3 days away, and a margin of 1 day: with 3.99 days of validity left
+    the step is EXPIRING; with 4.01 days it waits (both sides)."""
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(10), LATE: ago(0), SWITCHED: ago(7)}
+    expires = NOW + datetime.timedelta(days=expires_in)
+    result = step(tags, expires=expires)
+    assert result.name == expected
+    if expected == plan.EXPIRING:
+        assert stamp(expires) in result.reason and result.at == NOW + datetime.timedelta(days=3)
+    assert step(tags, on_old=0, expires=expires).name != plan.EXPIRING  # no stage left on it
+
+
+def test_tags_are_merged_into_what_the_certificate_has_now():
+    """Two runs: ours adds a/prod to ``switched``; another already added b/prod and a later
+    gate. The write keeps theirs, adds ours, and never moves a gate earlier."""
+    current = {SWITCHED_STAGES: "b/prod", LATE: ago(0), UNDEPLOYED: "b/prod"}
+    out = plan.merged(current, {LATE: ago(1), SWITCHED: ago(0)},
+                      [(SWITCHED_STAGES, "a/prod", True), (UNDEPLOYED, "c/dev", False)])
+    assert out == {SWITCHED_STAGES: "a/prod b/prod", SWITCHED: ago(0)}
+    assert plan.merged(dict(current, **out), {LATE: ago(1), SWITCHED: ago(0)},
+                       [(SWITCHED_STAGES, "a/prod", True)]) == {}  # nothing more to write
+    assert plan.merged({}, {LATE: ago(1)}, []) == {LATE: ago(1)}
+
+
+# -- what a forged tag cannot steer -------------------------------------------------------
+CREATED = NOW - datetime.timedelta(days=355)
+
+
+def cert(cert_id, created, **tags):
+    return {"clientCertificateId": cert_id, "createdDate": created, "tags": tags}
+
+
+def successor(made=NOW, **tags):
+    base = {PREDECESSOR: "old", plan.ORIGIN: plan.origin("old", CREATED, made)}
+    return cert("new", made, **dict(base, **tags))
+
+
+def doubt(old, candidate, stages=(), owned=lambda stage: False):
+    return plan.successor_doubt(old, candidate, list(stages), owned)
+
+
+def stage(api="a1", name="prod"):
+    return {"apiId": api, "stageName": name}
+
+
+def test_a_successor_this_rotation_made_is_adopted():
+    old = cert("old", CREATED)
+    assert doubt(old, successor()) is None
+    switched = cert("old", CREATED, **{SWITCHED: ago(1), PUBLISHED: ago(1),
+                                      plan.SWITCHED_STAGES: "a1/prod"})
+    assert doubt(switched, successor(NOW - datetime.timedelta(days=1)), [stage()]) is None
+
+
+@pytest.mark.parametrize("case,tag,text", [
+    ("no origin", plan.ORIGIN, "no c7n:rotation:origin"),
+    ("older", PREDECESSOR, "before client-certificate:old"),
+    ("origin of another", plan.ORIGIN, "not client-certificate:old"),
+    ("origin not at creation", plan.ORIGIN, "but it was created at"),
+    ("created after publication", PUBLISHED, "after client-certificate:old's trust"),
+    ("another stage presents it", PREDECESSOR, "stage:b1/prod presents it"),
+    ("named by successor only", SUCCESSOR, "its c7n:rotation:predecessor is None"),
+])
+def test_a_candidate_that_disagrees_is_not_adopted(case, tag, text):
+    old, candidate, stages = cert("old", CREATED), successor(), []
+    if case == "no origin":
+        del candidate["tags"][plan.ORIGIN]
+    elif case == "older":
+        candidate["createdDate"] = CREATED - datetime.timedelta(seconds=1)
+    elif case == "origin of another":
+        candidate["tags"][plan.ORIGIN] = plan.origin("other", CREATED, NOW)
+    elif case == "origin not at creation":
+        candidate["tags"][plan.ORIGIN] = plan.origin("old", CREATED, NOW - datetime.timedelta(
+            days=30))
+    elif case == "created after publication":
+        old["tags"][PUBLISHED] = ago(2)
+    elif case == "another stage presents it":
+        old["tags"].update({SWITCHED: ago(0), PUBLISHED: ago(0),
+                            plan.SWITCHED_STAGES: "a1/prod"})
+        stages = [stage(), stage("b1")]
+    else:
+        candidate["tags"].pop(PREDECESSOR)
+    found = doubt(old, candidate, stages)
+    assert found is not None and found[0] == tag and text in found[1], found
+
+
+def test_a_template_owned_stage_may_present_the_successor_after_a_hand_over():
+    old = cert("old", CREATED, **{PUBLISHED: ago(1), plan.HANDED: "0"})
+    assert doubt(old, successor(NOW - datetime.timedelta(days=1)), [stage("t1")],
+                 owned=lambda s: True) is None
+    assert doubt(old, successor(NOW - datetime.timedelta(days=1)), [stage("t1")]) is not None
+
+
+def check(tags, successor="new", stage_certs=None):
+    plan.check_state(tags, "old", CREATED, NOW, successor, stage_certs or {})
+
+
+@pytest.mark.parametrize("tags,text", [
+    ({PUBLISHED: "2026-11-27 12:00"}, "not a time as this action writes it"),
+    ({PUBLISHED: stamp(NOW + datetime.timedelta(days=1))}, "in the future"),
+    ({PUBLISHED: stamp(CREATED - datetime.timedelta(days=1))}, "before the certificate"),
+    ({PUBLISHED: ago(1), SWITCHED: ago(2)}, "trust is published before anything else"),
+    ({SWITCHED: ago(2)}, "but c7n:rotation:published-at is not set"),
+    ({PUBLISHED: ago(1), plan.SWITCHED_STAGES: "a1/prod; rm"}, "which is no stage"),
+    ({PUBLISHED: ago(1), plan.SWITCHED_STAGES: "b1/prod"}, "presents client-certificate:third"),
+    ({PUBLISHED: ago(1), plan.HANDED: "-1"}, "not a count"),
+])
+def test_a_state_tag_this_action_could_not_have_written_stops_it(tags, text):
+    with pytest.raises(plan.StateError, match=re.escape(text)):
+        check(tags, stage_certs={"a1/prod": "old", "b1/prod": "third"})
+
+
+def test_state_without_a_successor_of_its_own_stops_it():
+    with pytest.raises(plan.StateError, match="no successor that this rotation made exists"):
+        check({SUCCESSOR: "forged", PUBLISHED: ago(1)}, successor=None)
+    check({SUCCESSOR: "forged"}, successor=None)  # alone: a new successor replaces it
+    check({PUBLISHED: ago(1), RETIRE_AFTER: stamp(NOW + datetime.timedelta(days=6)),
+           SWITCHED: ago(1), plan.SWITCHED_STAGES: "a1/prod " + plan.digest("x/y")},
+          stage_certs={"a1/prod": "new"})  # what the action writes passes
+
+
+def test_preview_is_the_run_of_next_step():
+    steps, after = plan.preview({}, None, 1, NOW, Options(0, 0, False))
+    assert [s.name for s in steps] == ["generate", "publish", "switch", "retire"]
+    steps, after = plan.preview({}, None, 1, NOW, STAGED)
+    assert [s.name for s in steps] == ["generate", "publish", "wait"]
+    assert plan.gates(after, NOW, STAGED) == {"switch": NOW + datetime.timedelta(days=3),
+                                              "delete": NOW + datetime.timedelta(days=10)}
+    steps, _ = plan.preview({}, None, 1, NOW, Options(0, 0, False), owned_certificate=True)
+    assert [s.name for s in steps][-1] == "done"  # a template's certificate is never retired

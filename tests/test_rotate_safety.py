@@ -318,14 +318,30 @@ def test_two_runs_at_once_leave_exactly_one_successor(sandbox, estate, tmp_path)
         assert set(state[old][1]) == {state[old][0]}
 
 
+def made_by_a_run(sandbox, old, days, description):
+    """A successor of ``old`` as a run makes one: its predecessor and origin tags set when it
+    is created, the origin dated at its creation."""
+    from c7n_apigw_certs.plan import ORIGIN, created, origin
+    certs = certificates()
+    when = created({"createdDate": certs[old]["createdDate"]})
+    cert = sandbox.create_certificate(region=REGION, description=description,
+                                      expires_in_days=days, account=ACCOUNT,
+                                      tags={PREDECESSOR: old})
+    new, made = cert["clientCertificateId"], created(cert)
+    client("apigateway").tag_resource(
+        resourceArn="arn:aws:apigateway:%s::/clientcertificates/%s" % (REGION, new),
+        tags={ORIGIN: origin(old, when, made)})
+    return new
+
+
 def test_an_unused_extra_successor_is_deleted(sandbox, estate, tmp_path):
     """Successors of one certificate exist from a race: the oldest is used; another that no
     stage uses is deleted after the fresh listing once it is a day old; a younger one could be
     a run's that is still going, and is kept for now."""
     first = estate.olds[0]
-    kept = make_cert(sandbox, 363, description="older", tags={PREDECESSOR: first})
-    extra = make_cert(sandbox, 364, description="newer", tags={PREDECESSOR: first})
-    young = make_cert(sandbox, 365, description="youngest", tags={PREDECESSOR: first})
+    kept = made_by_a_run(sandbox, first, 363, "older")
+    extra = made_by_a_run(sandbox, first, 364, "newer")
+    young = made_by_a_run(sandbox, first, 365, "youngest")
     custodian_run(sandbox, tmp_path, rotate(switch=0, delete=None))
     assert set(successors_of(certificates(), first)) == {kept, young}
     assert records(tmp_path)[first]["orphans-deleted"] == [extra]

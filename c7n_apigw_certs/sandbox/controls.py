@@ -270,6 +270,10 @@ class Switches:
     - ``config_v2_api_id``: whether a recorded WebSocket stage names its API in
       ``configuration.apiId`` and a relationship (true, the default, fact 26) or only in its
       ARN (false: AWS Config's published schema lists no ``apiId``, fact 80). Both are tested.
+    - ``date_skew``: seconds added to the sandbox's clock in the ``Date`` header of every
+      answer over HTTP (fact 125), to stand for a caller whose clock is off; 0 by default.
+    - ``date_header``: whether answers carry a ``Date`` at all (true, as AWS's do); false
+      stands for a proxy or mock that drops it. Both are tested.
     - ``websocket_acm``: whether a WebSocket stage takes an ACM certificate's ARN
       (``"accept"``) or refuses it (``"refuse"``, the default): no source settles it
       (fact 113). REST stages always take one that qualifies (fact 111).
@@ -297,6 +301,8 @@ class Switches:
         self.config_types = list(CONFIG_TYPES)
         self.config_v2_api_id = True
         self.config_evaluation_types = "recorded"
+        self.date_skew = 0.0
+        self.date_header = True
         self.websocket_acm = "refuse"
         self.acm_in_use_by = False
         self.acm_propagation_seconds = 0.0
@@ -310,6 +316,7 @@ class Switches:
                 "config_types": list(self.config_types),
                 "config_v2_api_id": self.config_v2_api_id,
                 "config_evaluation_types": self.config_evaluation_types,
+                "date_skew": self.date_skew, "date_header": self.date_header,
                 "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
                 "acm_propagation_seconds": self.acm_propagation_seconds,
                 "trust_store_self_signed": self.trust_store_self_signed,
@@ -334,8 +341,8 @@ class Switches:
         if key in ("websocket_acm", "trust_store_self_signed") and value not in (
                 "accept", "refuse"):
             raise ValueError("%s: 'accept' or 'refuse', not %r" % (key, value))
-        if key in ("needs_deployment", "config_v2_api_id", "acm_in_use_by") and not isinstance(
-                value, bool):
+        if key in ("needs_deployment", "config_v2_api_id", "date_header", "acm_in_use_by") and \
+                not isinstance(value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
         if key == "config_types" and (not isinstance(value, list)
                                       or not set(value) <= set(CONFIG_TYPES)):
@@ -344,6 +351,10 @@ class Switches:
         if key in ("quota", "trust_store_pending_describes") and (
                 not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ValueError("%s: a whole number >= 0, not %r" % (key, value))
+        if key == "date_skew":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError("date_skew: seconds, not %r" % (value,))
+            value = float(value)
         if key in ("deploy_interval", "config_delay", "acm_propagation_seconds"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError("%s: seconds >= 0, not %r" % (key, value))
