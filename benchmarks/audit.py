@@ -185,10 +185,10 @@ def minimum_calls(estate, regions=1, source="describe"):
     v2; an API's item gives its name and its tags, which a stage's owner falls back to; a
     query cannot join, nor select only what a certificate's stage needs). No API Gateway stage
     listing at all."""
-    if not estate.certificates:  # nothing to annotate: usage.py lists no stages
-        return {("apigateway", "GetClientCertificates"): regions}
-    need = {("apigateway", "GetClientCertificates"): regions * math.ceil(
-        estate.certificates / PAGE)}
+    # The stages are listed even with no certificate of API Gateway's: a stage may present an
+    # ACM certificate (docs/aws-behaviour.md, fact 94; what ACM costs: benchmarks/acm.py).
+    need = {("apigateway", "GetClientCertificates"): regions * max(1, math.ceil(
+        estate.certificates / PAGE))}
     if source == "config":
         # One stage a WebSocket and an HTTP API (their $default), and every API.
         items = (estate.rest_stages + estate.rest_apis
@@ -201,7 +201,7 @@ def minimum_calls(estate, regions=1, source="describe"):
     need[("apigatewayv2", "GetApis")] = regions * max(
         1, math.ceil((estate.websockets + estate.http_apis) / PAGE))
     need[("apigatewayv2", "GetStages")] = regions * estate.websockets
-    return need
+    return {key: calls for key, calls in need.items() if calls}
 
 
 def tally(rows):

@@ -38,7 +38,7 @@ def run_sandbox(args):
         control = SandboxClient(server.endpoint)
         seed_demo(lambda region, desc, days: control.create_certificate(
             region=region, description=desc, expires_in_days=days)["clientCertificateId"],
-            boto3.Session())
+            boto3.Session(), control)
         control.reset_counters()  # the seeding is not the user's traffic
     ready = time.monotonic() - started
     text = _export_lines(env)

@@ -39,7 +39,8 @@ UNDEPLOYED = PREFIX + "undeployed"      # stages switched whose deployment is no
 RETIRE_AFTER = PREFIX + "retire-after"  # switched-at + delete-after-days: the delete window
 HANDED = PREFIX + "handed-over"         # how many stages were left to their owner last run
 ORIGIN = PREFIX + "origin"              # on the successor: "OLD-ID OLD-CREATED GENERATED-AT"
-TRUST = PREFIX + "trust:"  # + a destination's digest: "<switch not before> <destination>"
+TRUST = PREFIX + "trust:"  # + a destination's digest: "<switch not before>_<destination>"
+SEPARATOR = "_"  # between a record's time and its destination: no space (fact 121)
 STATE_TAGS = (SUCCESSOR, PUBLISHED, LATE, SWITCHED, SWITCHED_STAGES, UNDEPLOYED, RETIRE_AFTER,
               HANDED)
 SUCCESSOR_TAGS = (PREDECESSOR, ORIGIN)  # set in the call that creates a successor
@@ -150,8 +151,8 @@ def encode_labels(found):
     if ALL in found:
         return ALL
     value = " ".join(sorted(set(found)))
-    if len(value) <= TAG_VALUE_LENGTH:
-        return value
+    if len(value) <= TAG_VALUE_LENGTH and not any(x.startswith(DIGEST) for x in found):
+        return value  # labels while they fit; once digests, digests only (one form)
     value = " ".join(sorted({x if x.startswith(DIGEST) else digest(x) for x in found}))
     return value if len(value) <= TAG_VALUE_LENGTH else ALL
 
@@ -163,6 +164,9 @@ def with_label(tags, key, label, add=True):
         return ""  # every stage named: cleared as a whole
     if ALL in found:
         return ALL
+    present = label in found or digest(label) in found
+    if present == add:  # already so: the value as it is (applying an edit twice is a no-op)
+        return tags.get(key) or ""
     if add:
         return encode_labels(found + [label])
     return encode_labels([x for x in found if x not in (label, digest(label))])
@@ -361,11 +365,11 @@ def dest_digest(dest):
 
 def trust_value(not_before, dest):
     """A destination's record: when its gate passes, then the destination itself (base64 of its
-    JSON: tag values allow letters, digits, spaces and ``_ . : / = + - @`` only, fact 121) so
+    JSON: tag values allow letters, digits and ``_ . : / = + - @``, spaces maybe, fact 121) so
     that a policy that does not name it can still read it; the time alone when it is too long
     for a tag value (then only the policies that name it check it)."""
     text = json.dumps(dest, sort_keys=True, separators=(",", ":")).encode()
-    value = "%s %s" % (stamp(not_before), base64.b64encode(text).decode())
+    value = stamp(not_before) + SEPARATOR + base64.b64encode(text).decode()
     return value if len(value) <= TAG_VALUE_LENGTH else stamp(not_before)
 
 
@@ -375,7 +379,7 @@ def trust_records(tags):
     for key, value in tags.items():
         if not key.startswith(TRUST):
             continue
-        when, _, encoded = (value or "").partition(" ")
+        when, _, encoded = (value or "").partition(SEPARATOR)
         at = tag_time({key: when}, key)
         dest = None
         if encoded:
@@ -461,7 +465,7 @@ def merged(current, ours, edits):
     out = {}
     for key, value in ours.items():
         if key in TIME_TAGS or key.startswith(TRUST):
-            mine, theirs = (tag_time({key: v.partition(" ")[0]}, key) if v else None
+            mine, theirs = (tag_time({key: v.partition(SEPARATOR)[0]}, key) if v else None
                             for v in (value, current.get(key)))
             if theirs is not None and mine is not None and theirs > mine:
                 value = current[key]

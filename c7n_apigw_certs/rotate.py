@@ -27,7 +27,7 @@ from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError
 from c7n.utils import dumps, local_session, type_schema
 
-from . import bundles, owners, plan, stages, usage
+from . import bundles, kinds, owners, plan, stages, usage
 from .clock import AccountClock, SkewError
 from .handover import HandOver
 from .plan import (
@@ -103,7 +103,15 @@ class RotateClientCertificate(BaseAction):
     (docs/aws-behaviour.md, facts 11 and 31). The old certificate stays in the bundles until it
     is deleted either way; with ``redeploy: true`` a stage whose deployment failed is recorded
     (tag ``c7n:rotation:undeployed``), deployed by a later run, and its old certificate is not
-    deleted before.
+    deleted before, by any policy (one without ``redeploy`` fails, saying so). A deployment
+    ships the API as it is now: any change to its methods not yet deployed goes live with it.
+
+    Every destination has its own gate (tag ``c7n:rotation:trust:<digest>``): no stage switches
+    before every gate recorded, by this policy or another, has passed, and each destination is
+    read before each switch and before retirement. A gate that would pass less than a day before
+    the old certificate expires is not waited for: what is trusted switches at once, and the
+    run fails naming the stages and the expiry. Gates use AWS's time (the ``Date`` of its
+    answers); a local clock more than 5 minutes off refuses to act.
 
     Destinations: ``ssm`` (``name``; ``tier``: ``Standard`` (default, 4 KB), ``Advanced``
     (8 KB) or ``Intelligent-Tiering``) and ``s3`` (``bucket``, ``key``). Template fields:
@@ -111,9 +119,12 @@ class RotateClientCertificate(BaseAction):
     ``{region}``, ``{account_id}``; ``description`` knows ``{old_cert_id}``, ``{region}``,
     ``{account_id}``. A name with ``{api_id}`` or ``{stage_name}`` is one bundle per stage.
 
-    A certificate no stage uses is not rotated; see ``delete``. Each certificate records what
-    the run did under ``c7n:rotation`` (in ``action-rotate``); a failure stays with its
-    certificate and the run ends with an error listing every failure.
+    A certificate no stage uses is not rotated; see ``delete``. Only API Gateway's own
+    certificates are rotated: an imported ACM certificate fails with what to do instead
+    (re-import the renewed certificate under the same ARN, or move its stages to a private
+    certificate), a private one is left to ACM's renewal and its renewal's state recorded.
+    Each certificate records what the run did under ``c7n:rotation`` (in ``action-rotate``);
+    a failure stays with its certificate and the run ends with an error listing every failure.
 
     :example:
 
@@ -233,6 +244,7 @@ class Rotation:
         self.retirement = Retirement(self)
         self.hand_over = HandOver(self)
         self.pending, self.edits, self.due, self.failures = {}, {}, [], []
+        self.journal = {}  # every stage-list edit of this run, per certificate, in order
         self.own_keys = [plan.dest_digest(d) for d in data["publish"]]
         self.listing, self.stage_map = {}, {}
 
@@ -261,7 +273,7 @@ class Rotation:
                 self.failed(cert, Failed("the account id is unknown (sts:GetCallerIdentity "
                                          "failed), and a template uses {account_id}"))
             return
-        queue = list(self.resources)
+        queue = [cert for cert in self.resources if not self.refused(cert)]
         while queue:
             wave, queue = self.successors.wave(queue)
             for cert in wave:
@@ -273,6 +285,22 @@ class Rotation:
                         "generate: LimitExceededException: the region's quota of client "
                         "certificates is reached (%d exist; 60 by default)" % len(self.listing)))
                 break
+
+    def refused(self, cert):
+        """True for a certificate that rotate does not replace (an ACM certificate: its
+        adapter's ``rotate_step``, kinds.py): failed with what to do instead, or, for a private
+        certificate that ACM renews, recorded with its renewal's state. The others go on."""
+        refusal = kinds.of(cert).rotate_step(cert, self.now)
+        if refusal is None:
+            return False
+        if refusal.fail:
+            self.failed(cert, Failed(refusal.message))
+        else:
+            cert[RECORD]["skipped"] = refusal.message
+            (self.log.warning if refusal.problem else self.log.info)(
+                "client-certificate:%s not rotated: %s", cert["clientCertificateId"],
+                refusal.message)
+        return True
 
     def load(self):
         """The listings the run decides from (``plan`` reads the same ones): every certificate
@@ -290,14 +318,23 @@ class Rotation:
             value for dest in data["publish"] for key, value in dest.items() if key != "type"]
         return any("account_id" in template_fields(t) for t in templates)
 
-    def persist(self, cert_id):
+    def persist(self, cert_id, final=False):
         """Write a certificate's pending state now, merged into its tags as they are now (read
         again, not the start-of-run listing: another run may have written since), and read back;
         merged again if another writer's change landed in between (fact 120). Called before
-        each change that a record protects, and when the run is done with the certificate."""
+        each change that a record protects, and when the run is done with the certificate
+        (``final``: then read again even with nothing new).
+
+        Every write re-applies all of this run's stage-list edits (its journal), not only the
+        new ones: another run that wrote from a read older than our last write may have dropped
+        our entries, and our next write puts them back. What is left is the window between the
+        other run's last read and its last write (fact 120)."""
         ours, edits = self.pending.pop(cert_id, {}), self.edits.pop(cert_id, [])
-        if not ours and not edits:
+        journal = self.journal.setdefault(cert_id, [])
+        journal.extend(edits)
+        if not ours and not edits and not (final and journal):
             return
+        edits = list(journal)
         arn = certificate_arn(self.manager.config.region, cert_id)
         try:
             current = self.fresh_tags(cert_id)
@@ -347,7 +384,7 @@ class Rotation:
 
     def flush(self, cert):
         try:
-            self.persist(cert["clientCertificateId"])
+            self.persist(cert["clientCertificateId"], final=True)
         except Failed as e:
             self.failed(cert, e)
 

@@ -104,9 +104,26 @@ def test_minimum_calls_pages_and_sources():
     config = audit.minimum_calls(big, source="config")
     assert config == {("apigateway", "GetClientCertificates"): 1,
                       ("config", "SelectResourceConfig"): 33}  # 1601 stages + 1601 APIs
-    # No certificate to annotate: the plugin lists no stages (resource.py, augment).
+    # No certificate of API Gateway's: the stages are still listed (one may present an ACM
+    # certificate), here one REST API page and one v2 page, no stage of any.
     empty = audit.Estate(rest_apis=0, websockets=0, http_apis=3, certificates=0, unused=0)
-    assert audit.minimum_calls(empty) == {("apigateway", "GetClientCertificates"): 1}
+    assert audit.minimum_calls(empty) == {("apigateway", "GetClientCertificates"): 1,
+                                          ("apigateway", "GetRestApis"): 1,
+                                          ("apigatewayv2", "GetApis"): 1}
+
+
+def test_acm_minimum():
+    """benchmarks/acm.py's minimum: ACM only when a stage presents an ACM certificate, pages of
+    1000 over every ACM certificate of the account, one call per certificate and per CA."""
+    import acm
+    need = acm.minimum(rest_apis=10, generated=10, imported=0, private=0, cas=0, unrelated=5)
+    assert need["acm"] == {} and need["acm-pca"] == {}
+    need = acm.minimum(rest_apis=3000, generated=10, imported=700, private=600, cas=3,
+                       unrelated=500)
+    assert need["acm"] == {"ListCertificates": 2, "GetCertificate": 700,
+                           "DescribeCertificate": 600}
+    assert need["acm-pca"] == {"DescribeCertificateAuthority": 3}
+    assert need["apigateway"]["GetRestApis"] == 6 and need["apigateway"]["GetStages"] == 3000
 
 
 def test_check_output_finds_what_differs():

@@ -16,7 +16,10 @@ import c7n_apigw_certs
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALLOWED_PERMISSIONS = re.compile(
     r"^(apigateway:(GET|POST|PATCH|PUT|DELETE)|ssm:\w+|s3:\w+|cloudwatch:PutMetricData"
-    r"|events:PutEvents|securityhub:(BatchImportFindings|GetFindings))$")
+    r"|events:PutEvents|securityhub:(BatchImportFindings|GetFindings)"
+    # the reads of the ACM certificates stages present (acm.py); never a write to ACM
+    r"|acm:(ListCertificates|DescribeCertificate|GetCertificate)"
+    r"|acm-pca:DescribeCertificateAuthority)$")
 
 
 def our_elements():

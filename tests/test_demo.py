@@ -8,6 +8,8 @@ import subprocess
 from conftest import BIN
 from test_probe import needs_nginx
 
+from c7n_apigw_certs import report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROTATE = "apigw-client-certificates-rotate"
 # The demo estate's certificates that expire within 30 days (seed.py), by region.
@@ -34,11 +36,13 @@ PROBE_ROW = re.compile(r"^ +(?P<phase>before the rotation|day \d+) +(?P<requests
 
 def masked(text, out=None):
     """The demo's lines, sorted, with what differs each run masked: its output folder, dates,
-    ids (6, 8 and 10 lowercase letters and digits: certificates, WebSocket and REST APIs) and
-    event ids. The order of certificates and stages follows their ids, so it differs too."""
+    ids (6, 8 and 10 lowercase letters and digits: certificates, WebSocket and REST APIs),
+    the UUIDs of ACM ARNs and event ids. The order of certificates and stages follows their
+    ids, so it differs too."""
     text = text.replace(out, "out") if out else text  # the page shows the default, out
     text = re.sub(r"\d{4}-\d\d-\d\d(?:[T ][\d:.+]+Z?)?", "DATE", text)
     text = re.sub(r'"id": "[0-9a-f-]{36}"', '"id": "UUID"', text)
+    text = re.sub(r"(certificate(?:-authority)?/)[0-9a-f-]{36}", r"\1UUID", text)  # ACM ARNs
     text = re.sub(r"\b(?:[a-z0-9]{6}|[a-z0-9]{8}|[a-z0-9]{10})\b", "ID", text)
     # The TLS probe's counts of requests depend on the machine's speed; refused and errors not.
     text = PROBE_ROW.sub(lambda m: "%s N N %s N %s" % (m["phase"], m["refused"], m["errors"]),
@@ -57,9 +61,17 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
         assert line in text
     assert "legacy-unused" not in text and "reporting " not in text
     signals, rotation = text.split("The signals", 1)[1].split("The staged rotation", 1)
-    # custodian report on the audit's output: plain headers, a table that fits 120 columns.
-    assert re.search(r"\| id +\| description +\| expires +\| +days_left \| expired", signals)
-    assert max(len(line) for line in signals.splitlines() if line.startswith("+")) <= 120
+    # custodian report on the audit's output: plain headers, a table that fits the terminal.
+    assert re.search(r"\| id +\| kind +\| description +\| expires +\| +days_left \| "
+                     r"condition", signals)
+    assert max(len(line) for line in signals.splitlines() if line.startswith("+")) <= \
+        report.FIT_COLUMNS
+    # The stage on an imported ACM certificate that expires soon is reported with its kind;
+    # the healthy private one (ACM renews it) is not.
+    assert re.search(r"us-east-1  acm:\w{6} b2b.example.com  expires in 9 day\(s\) "
+                     r"\(\S+\), acm-imported\n +- REST partners-api", text)
+    assert "ledger.example.com" not in text
+    assert re.search(r"\| acm:\w{6} +\| acm-imported \| b2b.example.com", signals)
     # The findings, graded by days left.
     assert re.search(r"us-east-1 +ACTIVE +CRITICAL +\w+ orders-prod +days left -3", signals)
     assert re.search(r"us-east-1 +ACTIVE +HIGH +\w+ shared-backend +days left 5, 3 stage", signals)
@@ -68,11 +80,13 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     assert re.search(r"us-east-1  \(all: alarm on Minimum\) +-3\n", signals)
     assert re.search(r"eu-west-1  \(all: alarm on Minimum\) +12\n", signals)
     # The events a rule delivered: one per expiring certificate a stage presents.
-    assert "EventBridge: 4 event(s) reached the rule's queue" in signals
+    assert "EventBridge: 5 event(s) reached the rule's queue" in signals
+    assert re.search(r"us-east-1  \(condition ca-expires\) +3650\n", signals)  # the private
     assert '"DaysToExpiry": -3' in signals and '"Description": "orders-prod"' in signals
     # The mail, rendered by c7n-mailer-replay from the notify message.
     assert "c7n-mailer: 2 message(s)" in signals
-    assert "expire soon: 3 in account 123456789012, region us-east-1" in signals
+    assert "expire soon: 4 in account 123456789012, region us-east-1" in signals
+    assert "ACM never renews an imported certificate: re-import the renewed one" in signals
     assert "REST payments-api" in signals and "What to do next" in signals
     expected = {(region, name) for region, names in EXPIRING.items() for name in names}
 
@@ -97,7 +111,10 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     assert "FAILED" not in text and "the run failed" not in text
     # The next findings run, after the rotation, archived all four.
     after = text.split("After the rotation", 1)[1]
-    assert after.count("ARCHIVED") == 4 and "ACTIVE" not in after
+    assert after.count("ARCHIVED") == 4
+    # rotate does not replace the imported ACM certificate: expired by day 10, and CRITICAL.
+    (active,) = [line for line in after.splitlines() if "ACTIVE" in line]
+    assert re.search(r"ACTIVE +CRITICAL +acm:\w{6} b2b.example.com +days left -1", active)
     assert after.count("INFORMATIONAL") == 4
     # Requests by real TLS through every stage the whole rotation long: none refused.
     if "The rotation by real TLS is not shown" in text:

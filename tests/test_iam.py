@@ -13,8 +13,8 @@ import yaml
 from c7n.config import Config
 from c7n.policy import Policy
 from conftest import (
-    ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, make_cert,
-    make_rest_stage, make_websocket_stage, run_cli)
+    ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, make_acm_cert,
+    make_cert, make_rest_stage, make_websocket_stage, run_cli)
 from test_conventions import ELEMENTS, IDS, configured
 
 from c7n_apigw_certs import iam
@@ -35,6 +35,20 @@ AUDIT = apigw("/apis", "/apis/*/stages", "/clientcertificates", "/restapis",
 
 def statement(sid, actions, resources):
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def acm_reads(partition="aws", region="*", account="*", list_sid="AcmListCertificates"):
+    """What reading the ACM certificates that stages present needs (acm.IAM_RESOURCES): the
+    certificates scoped to the account, a CA of any account (one may be shared)."""
+    found = [
+        statement("AcmpcaDescribeCertificateAuthority", ["acm-pca:DescribeCertificateAuthority"],
+                  ["arn:%s:acm-pca:%s:*:certificate-authority/*" % (partition, region)]),
+        statement("AcmDescribeCertificateGetCertificate",
+                  ["acm:DescribeCertificate", "acm:GetCertificate"],
+                  ["arn:%s:acm:%s:%s:certificate/*" % (partition, region, account)])]
+    if list_sid:
+        found.append(statement(list_sid, ["acm:ListCertificates"], ["*"]))
+    return found
 
 
 def document(*statements):
@@ -63,29 +77,31 @@ REST_STAGE_EXPIRING = {"name": "stages-expiring", "resource": "aws.rest-stage",
 # -- the documents ----------------------------------------------------------------------------
 def test_expiring_policy_file():
     doc, proc = run_iam(ROOT / "policies" / "expiring.yml")
-    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT))
+    assert doc == document(*acm_reads(), statement("ApiGatewayGet", [GET], AUDIT))
     assert proc.stdout.startswith("{") and proc.stdout.endswith("}\n")
 
 
 def test_unused_policy_file():
     doc, _ = run_iam(ROOT / "policies" / "unused.yml")
-    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT))
+    assert doc == document(*acm_reads(), statement("ApiGatewayGet", [GET], AUDIT))
 
 
 def test_rest_stage_with_expiring(tmp_path):
     """c7n's rest-stage from the fallback table (its listings; tag:GetResources has no
-    resource-level permissions), our filter's certificate listing."""
+    resource-level permissions), our filter's certificate listing and ACM reads."""
     doc, _ = run_iam(write_policies(tmp_path, [REST_STAGE_EXPIRING]))
     assert doc == document(
+        *acm_reads(list_sid=None),
+        statement("AcmListCertificatesTagGetResources", ["acm:ListCertificates",
+                                                         "tag:GetResources"], ["*"]),
         statement("ApiGatewayGet", [GET],
-                  apigw("/clientcertificates", "/restapis", "/restapis/*/stages")),
-        statement("TagGetResources", ["tag:GetResources"], ["*"]))
+                  apigw("/clientcertificates", "/restapis", "/restapis/*/stages")))
 
 
 def test_partition_region_and_account(tmp_path):
     doc, _ = run_iam(ROOT / "policies" / "expiring.yml", "--partition", "aws-cn",
                      "--region", "cn-north-1", "--account", "123456789012")
-    assert doc == document(statement(
+    assert doc == document(*acm_reads("aws-cn", "cn-north-1", "123456789012"), statement(
         "ApiGatewayGet", [GET], apigw(
             "/apis", "/apis/*/stages", "/clientcertificates", "/restapis",
             "/restapis/*/stages", partition="aws-cn", region="cn-north-1")))
@@ -115,8 +131,10 @@ def test_every_resource_is_absorbed_by_a_star():
 def test_files_are_merged(tmp_path):
     doc, _ = run_iam(ROOT / "policies" / "expiring.yml", ROOT / "policies" / "unused.yml",
                      write_policies(tmp_path, [REST_STAGE_EXPIRING]))
-    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT),
-                           statement("TagGetResources", ["tag:GetResources"], ["*"]))
+    assert doc == document(*acm_reads(list_sid=None),
+                           statement("AcmListCertificatesTagGetResources",
+                                     ["acm:ListCertificates", "tag:GetResources"], ["*"]),
+                           statement("ApiGatewayGet", [GET], AUDIT))
 
 
 def test_filters_inside_or_and_not_count(tmp_path):
@@ -134,7 +152,8 @@ def test_unknown_c7n_element_gets_every_resource(tmp_path):
     doc, _ = run_iam(write_policies(tmp_path, [dict(REST_STAGE_EXPIRING, actions=[{
         "type": "update",
         "patch": [{"op": "replace", "path": "/tracingEnabled", "value": "true"}]}])]))
-    assert statement("ApiGatewayPatchTagGetResources", ["apigateway:PATCH", "tag:GetResources"],
+    assert statement("AcmListCertificatesApiGatewayPatchTagGetResources",
+                     ["acm:ListCertificates", "apigateway:PATCH", "tag:GetResources"],
                      ["*"]) in doc["Statement"]
 
 
@@ -358,11 +377,16 @@ def test_the_rotation_tags_under_the_document_with_both_tag_checks(sandbox, tmp_
 
 
 def rotation_estate(sandbox):
-    """One expiring certificate on a REST and a WebSocket stage; a second, unused one."""
+    """One expiring certificate on a REST and a WebSocket stage; a second, unused one; and
+    stages on a healthy imported and a healthy private ACM certificate, which every policy of
+    this resource reads (ListCertificates, GetCertificate, DescribeCertificate,
+    DescribeCertificateAuthority) and none acts on."""
     client("s3").create_bucket(Bucket=BUCKET)
     old = make_cert(sandbox, 10, tags={"team": "payments"})
     make_rest_stage(old)
     make_websocket_stage(old)
+    make_rest_stage(make_acm_cert(sandbox, "imported", 300), "imported-api")
+    make_rest_stage(make_acm_cert(sandbox, "private", 300), "private-api")
     return old, make_cert(sandbox, 10, description="unused")
 
 
@@ -421,6 +445,11 @@ def test_less_any_one_action_the_run_fails_naming_it(sandbox, tmp_path, name, ac
     doc = without(generated(path), action)
     _, proc = custodian_run(sandbox, tmp_path, str(path),
                             extra=["--assume", assume_role_allowed(doc)], check=False)
+    if action.startswith(("acm:", "acm-pca:")):
+        # A refused ACM read does not stop the audit: what it could not read is reported
+        # unknown (never healthy), and the log names the refused action.
+        assert action in proc.stderr, proc.stderr[-3000:]
+        return
     assert proc.returncode != 0, "%s ran without %s" % (name, action)
     assert action in proc.stderr, proc.stderr[-3000:]
 

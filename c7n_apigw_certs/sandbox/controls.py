@@ -300,9 +300,9 @@ class Switches:
         self.config_delay = 0.0
         self.config_types = list(CONFIG_TYPES)
         self.config_v2_api_id = True
+        self.config_evaluation_types = "recorded"
         self.date_skew = 0.0
         self.date_header = True
-        self.config_evaluation_types = "recorded"
         self.websocket_acm = "refuse"
         self.acm_in_use_by = False
         self.acm_propagation_seconds = 0.0
@@ -314,9 +314,9 @@ class Switches:
                 "needs_deployment": self.needs_deployment, "quota": self.quota,
                 "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
                 "config_types": list(self.config_types),
-                "config_v2_api_id": self.config_v2_api_id, "date_skew": self.date_skew,
-                "date_header": self.date_header,
+                "config_v2_api_id": self.config_v2_api_id,
                 "config_evaluation_types": self.config_evaluation_types,
+                "date_skew": self.date_skew, "date_header": self.date_header,
                 "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
                 "acm_propagation_seconds": self.acm_propagation_seconds,
                 "trust_store_self_signed": self.trust_store_self_signed,
@@ -341,8 +341,8 @@ class Switches:
         if key in ("websocket_acm", "trust_store_self_signed") and value not in (
                 "accept", "refuse"):
             raise ValueError("%s: 'accept' or 'refuse', not %r" % (key, value))
-        if key in ("needs_deployment", "config_v2_api_id", "date_header",
-                   "acm_in_use_by") and not isinstance(value, bool):
+        if key in ("needs_deployment", "config_v2_api_id", "date_header", "acm_in_use_by") and \
+                not isinstance(value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
         if key == "config_types" and (not isinstance(value, list)
                                       or not set(value) <= set(CONFIG_TYPES)):

@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+from ..report import short_id
+
 REGIONS = ("us-east-1", "eu-west-1")
 # policies/rotate.yml: switch-after-days 3, delete-after-days 7 (counted from the switch).
 ROTATION_DAYS = (0, 3, 10)
@@ -64,12 +66,22 @@ def summarize(output_dir, policy_name, regions=REGIONS):
         path = os.path.join(output_dir, region, policy_name, "resources.json")
         if not os.path.exists(path):
             continue
-        for cert in sorted(json.load(open(path)), key=lambda c: c["c7n:days-left"]):
-            when = ("EXPIRED %d day(s) ago" % -cert["c7n:days-left"] if cert["c7n:expired"]
-                    else "expires in %d day(s)" % cert["c7n:days-left"])
-            lines.append("%-10s %s %-16s %s (%s)" % (
-                region, cert["clientCertificateId"], cert.get("description", ""), when,
-                cert["c7n:expires"][:10]))
+        found = json.load(open(path))
+        for cert in sorted(found, key=lambda c: (c["c7n:days-left"] is not None,
+                                                 c["c7n:days-left"] or 0)):
+            if cert["c7n:days-left"] is None:
+                when = "UNKNOWN: %s" % cert.get("c7n:condition-detail")
+            elif cert["c7n:expired"]:
+                when = "EXPIRED %d day(s) ago (%s)" % (-cert["c7n:days-left"],
+                                                      cert["c7n:expires"][:10])
+            else:
+                when = "expires in %d day(s) (%s)" % (cert["c7n:days-left"],
+                                                      cert["c7n:expires"][:10])
+            lines.append("%-10s %s %-16s %s, %s%s" % (
+                region, short_id(cert["clientCertificateId"]), cert.get("description", ""),
+                when, cert.get("kind", "generated"),
+                "" if cert["c7n:condition"] in ("expires", "expired") else
+                " (%s)" % cert["c7n:condition"]))
             for stage in cert["c7n:stages"] or [{"label": "used by no stage"}]:
                 lines.append("%28s %s" % ("-", stage["label"]))
     return "\n".join(lines)

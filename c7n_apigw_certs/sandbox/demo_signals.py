@@ -15,6 +15,7 @@ import zlib
 
 import boto3
 
+from ..report import short_id
 from .demo import find_command, indent
 
 MAIL_QUEUE = ("us-east-1", "c7n-mailer")  # the queue policies/notify.yml names
@@ -75,7 +76,8 @@ class Signals:
                         "(days left %s when posted)") % other.get("daysLeft")
                 print("  %-10s %-8s %-13s %s %-16s %s, %s stage(s)" % (
                     region, finding["RecordState"], finding["Severity"]["Label"],
-                    other.get("clientCertificateId"), other.get("description", ""), when,
+                    short_id(other.get("clientCertificateId", "")),
+                    other.get("description", ""), when,
                     other.get("stageCount")))
 
     def show_metric(self, policy, out):
@@ -85,12 +87,21 @@ class Signals:
             cloudwatch = self.client("cloudwatch", region)
             metrics = cloudwatch.list_metrics(Namespace="C7N/APIGatewayClientCertificates",
                                               MetricName="DaysToExpiry")["Metrics"]
+            seen = set()
             for metric in sorted(metrics, key=lambda m: sorted(
                     (d["Name"], d["Value"]) for d in m["Dimensions"])):
                 dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+                if tuple(sorted(dims.items())) in seen:  # moto may list a series twice
+                    continue
+                seen.add(tuple(sorted(dims.items())))
                 value = latest(cloudwatch, metric)
-                print("  %-10s %-28s %s" % (region, dims.get("ClientCertificateId",
-                                                            "(all: alarm on Minimum)"), value))
+                if "ClientCertificateId" in dims:
+                    label = short_id(dims["ClientCertificateId"])
+                elif "Condition" in dims:
+                    label = "(condition %s)" % dims["Condition"]
+                else:
+                    label = "(all: alarm on Minimum)"
+                print("  %-10s %-28s %s" % (region, label, value))
 
     def show_event(self, policy, out):
         self.run(policy, out)

@@ -7,6 +7,11 @@ us-east-1
   live-updates      WEBSOCKET  production -> ``live-updates`` (expires in 20 days), an HTTP
                                integration
   public-http-api   HTTP       (HTTP APIs cannot use client certificates)
+  partners-api      REST       prod -> an ACM certificate imported for ``b2b.example.com``
+                               (expires in 9 days: ACM never renews an imported one)
+  ledger-api        REST       prod -> a private ACM certificate (``ledger.example.com``, 300
+                               days) of the private CA ``Demo Root CA`` (10 years): healthy,
+                               ACM renews it
   certificates      ``reporting`` (expires in 200 days, healthy, used by reporting-api/prod),
                     ``legacy-unused`` (expires in 90 days, used by no stage)
   S3 bucket         ``my-trust-bundles`` (policies/rotate.yml publishes trust bundles there)
@@ -42,6 +47,13 @@ REST_STAGES = [
     ("eu-west-1", "eu-orders-api", "prod", "eu-orders"),
     ("eu-west-1", "eu-orders-api", "staging", "eu-staging"),
 ]
+# ACM certificates: (region, api name, stage name, kind, domain, days until expiry); private
+# ones are issued by the region's demo CA (ACM_CA).
+ACM_STAGES = [
+    ("us-east-1", "partners-api", "prod", "imported", "b2b.example.com", 9),
+    ("us-east-1", "ledger-api", "prod", "private", "ledger.example.com", 300),
+]
+ACM_CA = "Demo Root CA"
 WEBSOCKET_STAGES = [("us-east-1", "live-updates", "production", "live-updates")]
 HTTP_APIS = [("us-east-1", "public-http-api")]
 # Where policies/rotate.yml publishes the trust bundles (its ``s3`` destination).
@@ -81,12 +93,20 @@ def create_rest_stage(client, api_id, stage_name, cert_id):
         {"op": "replace", "path": "/clientCertificateId", "value": cert_id}])
 
 
-def seed_demo(make_certificate, session=None):
+def seed_demo(make_certificate, session=None, control=None):
     """Build the estate. ``make_certificate(region, description, expires_in_days)`` returns a
     certificate id: the sandbox's in-process function or its HTTP control, whichever is at hand.
-    Returns {description: certificate id}."""
+    ``control`` (the sandbox's controls, either form) makes the ACM certificates of
+    ``ACM_STAGES``; without it they are left out. Returns {description or domain: id or ARN}."""
     session = session or boto3.Session()
     ids = {desc: make_certificate(region, desc, days) for region, desc, days in CERTIFICATES}
+    for region, api_name, stage_name, kind, domain, days in ACM_STAGES if control else ():
+        ca = control.create_private_ca(region, ACM_CA)["arn"] if kind == "private" else None
+        ids[domain] = control.create_acm_certificate(region, kind, days, ca_arn=ca,
+                                                     domain=domain)["arn"]
+        client = session.client("apigateway", region_name=region)
+        create_rest_stage(client, client.create_rest_api(name=api_name)["id"], stage_name,
+                          ids[domain])
     apis = {}
     for region, api_name, stage_name, cert in REST_STAGES:
         client = session.client("apigateway", region_name=region)
