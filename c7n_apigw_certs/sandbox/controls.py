@@ -13,6 +13,7 @@ import time
 from .certificates import DEFAULT_QUOTA
 
 DEFAULT_DEPLOY_INTERVAL = 5.0
+DEFAULT_ACCOUNT = "123456789012"
 # What the sandbox's Config can record (config.py).
 CONFIG_TYPES = ("AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Api",
                 "AWS::ApiGatewayV2::Stage")
@@ -261,6 +262,11 @@ class Switches:
     - ``config_v2_api_id``: whether a recorded WebSocket stage names its API in
       ``configuration.apiId`` and a relationship (true, the default, fact 26) or only in its
       ARN (false: AWS Config's published schema lists no ``apiId``, fact 80). Both are tested.
+    - ``websocket_acm``: whether a WebSocket stage takes an ACM certificate's ARN
+      (``"accept"``) or refuses it (``"refuse"``, the default): no source settles it
+      (fact 113). REST stages always take one that qualifies (fact 111).
+    - ``acm_in_use_by``: whether ACM lists the stages that present a certificate in its
+      ``InUseBy`` and so refuses to delete it (true), or neither (false, the default): fact 115.
     """
 
     def __init__(self):
@@ -274,13 +280,16 @@ class Switches:
         self.config_delay = 0.0
         self.config_types = list(CONFIG_TYPES)
         self.config_v2_api_id = True
+        self.websocket_acm = "refuse"
+        self.acm_in_use_by = False
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
                 "needs_deployment": self.needs_deployment, "quota": self.quota,
                 "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
                 "config_types": list(self.config_types),
-                "config_v2_api_id": self.config_v2_api_id}
+                "config_v2_api_id": self.config_v2_api_id,
+                "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by}
 
     def update(self, values):
         checked = {}
@@ -295,7 +304,10 @@ class Switches:
     def _check(key, value):
         if key == "delete_in_use" and value not in ("allow", "refuse"):
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
-        if key in ("needs_deployment", "config_v2_api_id") and not isinstance(value, bool):
+        if key == "websocket_acm" and value not in ("accept", "refuse"):
+            raise ValueError("websocket_acm: 'accept' or 'refuse', not %r" % (value,))
+        if key in ("needs_deployment", "config_v2_api_id", "acm_in_use_by") and not isinstance(
+                value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
         if key == "config_types" and (not isinstance(value, list)
                                       or not set(value) <= set(CONFIG_TYPES)):
@@ -327,6 +339,66 @@ class Controls:
         self.faults.clear()
         self.counters.reset()
         self.switches.reset()
+
+
+    # -- ACM and AWS Private CA (acm.py, acmpca.py), imported when first used -------------
+    def create_private_ca(self, region, common_name, expires_in_days=3650, parent_arn=None,
+                          account=DEFAULT_ACCOUNT):
+        """An ACTIVE CA with a real certificate: ROOT without ``parent_arn``, else SUBORDINATE
+        signed by the parent. ``{"arn", "certificate_pem", "chain_pem"}``."""
+        from . import acmpca
+        return acmpca.create_private_ca(region, common_name, expires_in_days, parent_arn,
+                                        account)
+
+    def age_private_ca(self, ca_arn, expires_in_days):
+        """The CA's certificate re-issued (same key and subject) to end ``expires_in_days``
+        after now; negative: EXPIRED."""
+        from . import acmpca
+        return acmpca.age_private_ca(ca_arn, expires_in_days)
+
+    def create_acm_certificate(self, region, kind, expires_in_days, ca_arn=None,
+                               domain="api.example.com", client_auth=True, key_type="RSA_2048",
+                               renewal="eligible", account=DEFAULT_ACCOUNT, tags=None):
+        """A certificate in ACM: ``kind`` "imported", "private" (issued by ``ca_arn``) or
+        "public" (AMAZON_ISSUED, serverAuth only). ``{"arn": ...}``."""
+        from . import acm
+        return acm.create_acm_certificate(region, kind, expires_in_days, ca_arn, domain,
+                                          client_auth, key_type, renewal, account, tags)
+
+    def renew_acm_certificate(self, arn, expires_in_days=None):
+        """Same ARN, new key, serial and notAfter (395 days for a private one); RenewalSummary
+        SUCCESS. On an imported certificate: its owner re-importing a renewed one."""
+        from . import acm
+        return acm.renew(arn, expires_in_days)
+
+    def fail_acm_renewal(self, arn, reason="PCA_ACCESS_DENIED"):
+        """RenewalSummary FAILED with ``reason`` (an ACM FailureReason); nothing else moves."""
+        from . import acm
+        return acm.set_renewal(arn, "FAILED", reason)
+
+    def pending_acm_renewal(self, arn):
+        """RenewalSummary PENDING_AUTO_RENEWAL."""
+        from . import acm
+        return acm.set_renewal(arn, "PENDING_AUTO_RENEWAL")
+
+    def revoke_acm_certificate(self, arn, reason="UNSPECIFIED"):
+        """Status REVOKED."""
+        from . import acm
+        return acm.revoke(arn, reason)
+
+    def private_key_pem(self, id_or_arn, region="us-east-1", account=DEFAULT_ACCOUNT):
+        """The private key (PKCS#8 PEM) of any certificate the sandbox minted: an ACM ARN, a
+        Private CA's ARN, or a generated client certificate's id in ``region``."""
+        from . import acm, acmpca, apigateway
+        return {"private_key_pem": (acm.private_key_pem(id_or_arn)
+                                    or acmpca.private_key_pem(id_or_arn)
+                                    or apigateway.private_key_pem(account, region, id_or_arn))}
+
+    def presented(self, region, protocol, api_id, stage, account=DEFAULT_ACCOUNT):
+        """What a REST or WebSocket stage (``protocol`` "REST", "WEBSOCKET" or None to find
+        out) is configured with and presents now, with the PEM and chain presented."""
+        from . import apigateway
+        return apigateway.presented(account, region, api_id, stage, protocol)
 
 
 CONTROLS = Controls()
