@@ -3,13 +3,14 @@ the rest-stage ``expiring``, which must list the certificates its stages referen
 """
 import datetime
 import logging
-import math
 
 from c7n.filters import Filter, ValueFilter
 from c7n.utils import local_session, type_schema
 from dateutil.tz import tzutc
 
-from . import owners, pem, report
+from . import acm, kinds, owners, report
+# The dates of each kind of certificate live with its adapter (kinds.py); kept here by name.
+from .kinds import MATCH_ALWAYS, as_utc, days_left, effective_expiry, pem_not_after  # noqa: F401
 from .resource import STAGES, ClientCertificate
 from .usage import PAGE_SIZE, pages
 
@@ -19,63 +20,42 @@ EXPIRES = "c7n:expires"
 DAYS_LEFT = "c7n:days-left"
 EXPIRED = "c7n:expired"
 EXPIRY_SOURCE = "c7n:expiry-source"
+CONDITION = "c7n:condition"
+CONDITION_DETAIL = "c7n:condition-detail"
 DEFAULT_DAYS = 30
 
 
-# (certificate id, PEM) whose PEM did not parse, already logged by this process: the listing
-# (report.py's columns) and the expiring filter both read the PEM, one warning is enough.
-_WARNED = set()
-
-
-def pem_not_after(cert):
-    """The PEM's notAfter, or None (with a warning naming the certificate) if it does not parse.
-    Read with the standard library (``pem.py``): a Lambda mode cannot carry ``cryptography``
-    (docs/aws-behaviour.md, fact 34)."""
-    name = "client-certificate:%s" % cert.get("clientCertificateId")
-    try:
-        return pem.not_after(cert.get("pemEncodedCertificate"), name)
-    except pem.CertificateError as e:
-        text = cert.get("pemEncodedCertificate")
-        key = (cert.get("clientCertificateId"), text if isinstance(text, str) else None)
-        if key not in _WARNED:
-            _WARNED.add(key)
-            log.warning("%s: using expirationDate, not pemEncodedCertificate", e)
-        return None
-
-
-def as_utc(value):
-    if isinstance(value, (int, float)):
-        return datetime.datetime.fromtimestamp(value, tz=tzutc())
-    return value if value.tzinfo else value.replace(tzinfo=tzutc())
-
-
-def effective_expiry(cert):
-    """The earlier of ``expirationDate`` and the PEM's notAfter, and which one it was: the PEM is
-    what a backend checks, so it is trusted over the API's date."""
-    listed = as_utc(cert["expirationDate"])
-    not_after = pem_not_after(cert)
-    if not_after is not None and not_after < listed:
-        return not_after, "pem"
-    return listed, "expirationDate"
-
-
-def days_left(expires, now):
-    """Days until expiry, rounded up: 5 means "within 5 days", 0 "expired within the last
-    day", -3 "expired 3 days ago"."""
-    return math.ceil((expires - now).total_seconds() / 86400)
-
-
 def annotate_expiry(cert, now):
-    """Write the expiry annotations on a certificate (once) and return its expiry."""
+    """Write the expiry annotations on a certificate (once), as its kind decides
+    (``kinds.py``), and return its expiry (ISO-8601, or None when it cannot be known)."""
     if EXPIRES not in cert:
-        expires, source = effective_expiry(cert)
-        cert[EXPIRES] = expires.isoformat()
-        cert[EXPIRY_SOURCE] = source
-        cert[DAYS_LEFT] = days_left(expires, now)
-        cert[EXPIRED] = expires <= now
+        verdict = kinds.of(cert).expiry(cert, now)
+        known = verdict.expires is not None
+        cert[EXPIRES] = verdict.expires.isoformat() if known else None
+        cert[EXPIRY_SOURCE] = verdict.source
+        cert[DAYS_LEFT] = days_left(verdict.expires, now) if known else None
+        cert[EXPIRED] = verdict.expires <= now if known else None
+        cert[CONDITION] = verdict.condition
+        cert[CONDITION_DETAIL] = verdict.detail
         if STAGES in cert:  # a listed certificate resource: its report's columns too
-            report.annotate(cert, expires, cert[DAYS_LEFT], cert[EXPIRED], cert[STAGES])
+            report.annotate(cert, verdict.expires, cert[DAYS_LEFT], cert[EXPIRED],
+                            cert[STAGES], condition=verdict.condition)
     return cert[EXPIRES]
+
+
+def report_columns(cert, now, region):
+    """The report's plain columns as of the listing (``report.py``), from the certificate's
+    kind; the ``c7n:`` annotations stay the filter's to write."""
+    verdict = kinds.of(cert).expiry(cert, now)
+    known = verdict.expires is not None
+    report.annotate(cert, verdict.expires, days_left(verdict.expires, now) if known else None,
+                    verdict.expires <= now if known else None, cert.get(STAGES), region,
+                    condition=verdict.condition)
+
+
+def matches(cert, threshold):
+    """Within the window, or broken or unknown whatever the window (``kinds.MATCH_ALWAYS``)."""
+    return cert[CONDITION] in MATCH_ALWAYS or threshold(cert)
 
 
 class ExpiringBase(Filter):
@@ -128,7 +108,7 @@ class ClientCertificateExpiring(ExpiringBase):
         threshold = self.threshold()
         for r in resources:
             annotate_expiry(r, now)
-        return [r for r in resources if threshold(r)]
+        return [r for r in resources if matches(r, threshold)]
 
 
 class StageCertificateExpiring(ExpiringBase):
@@ -153,6 +133,11 @@ class StageCertificateExpiring(ExpiringBase):
 
     annotation_key = "c7n:client-certificate"
     certificate_key = "clientCertificateId"
+    permissions = ("apigateway:GET",) + tuple(sorted(acm.IAM_RESOURCES))
+
+    def iam_resources(self):
+        """The certificate listing, and ACM's reads of the ACM certificates stages present."""
+        return dict(super().iam_resources(), **acm.IAM_RESOURCES)
 
     def label(self, stage):
         return "stage:%s/%s" % (stage.get("restApiId"), stage.get("stageName"))
@@ -169,14 +154,21 @@ class StageCertificateExpiring(ExpiringBase):
         wanted = {r[key] for r in resources if r.get(key)}
         if not wanted:
             return []
-        client = local_session(self.manager.session_factory).client(
-            "apigateway", region_name=self.manager.config.region)
-        certs = {
-            c["clientCertificateId"]: c
-            for page in pages(client, "get_client_certificates", limit=PAGE_SIZE)
-            for c in page.get("items", ())
-            if c["clientCertificateId"] in wanted
-        }
+        region = self.manager.config.region
+        certs = {}
+        if any(not acm.is_acm_arn(w) for w in wanted):
+            client = local_session(self.manager.session_factory).client(
+                "apigateway", region_name=region)
+            certs = {
+                c["clientCertificateId"]: c
+                for page in pages(client, "get_client_certificates", limit=PAGE_SIZE)
+                for c in page.get("items", ())
+                if c["clientCertificateId"] in wanted
+            }
+        # ACM certificates (fact 94): read as the resource reads them, only those referenced.
+        certs.update((r["clientCertificateId"], r) for r in acm.Reader(
+            self.manager.session_factory, region, self.manager.config.account_id).records(
+                {w: [] for w in wanted if acm.is_acm_arn(w)}))
         now = datetime.datetime.now(tz=tzutc())
         threshold = self.threshold()
         matched = []
@@ -190,11 +182,11 @@ class StageCertificateExpiring(ExpiringBase):
                                  self.label(stage), cert_id)
                 continue
             annotate_expiry(cert, now)
-            if threshold(cert):
+            if matches(cert, threshold):
                 stage[self.annotation_key] = {
                     k: cert.get(k) for k in (
-                        "clientCertificateId", "description", EXPIRES, DAYS_LEFT, EXPIRED,
-                        EXPIRY_SOURCE)}
+                        "clientCertificateId", "kind", "description", EXPIRES, DAYS_LEFT,
+                        EXPIRED, EXPIRY_SOURCE, CONDITION, CONDITION_DETAIL)}
                 matched.append(stage)
         return matched
 

@@ -7,11 +7,16 @@ plain keys, written when it is listed and again by the ``expiring`` filter (whos
 then are), and ``resource_type.default_report_fields`` names them: the headers are the keys.
 
 =============  ===========================================================================
-``id``         the certificate's id
+``id``         the certificate's id; an ACM certificate's is ``acm:`` and the start of the
+               ARN's UUID (the ARN is ``clientCertificateId`` and ``certificateArn``)
+``kind``       ``generated``, ``acm-imported``, ``acm-private``, ``acm-public`` or
+               ``acm-unknown`` (``kinds.py``)
 ``expires``    the effective expiry, ``YYYY-MM-DD HH:MM`` UTC: the earlier of
                ``expirationDate`` and the PEM's notAfter (as ``c7n:expires``)
 ``days_left``  whole days to that expiry, rounded up, negative once expired (``c7n:days-left``)
-``expired``    true once expired (``c7n:expired``)
+``expired``    true once expired (``c7n:expired``); in the JSON only, ``condition`` says more
+``condition``  why and when it breaks (``c7n:condition``): ``expires``, ``ca-expires``,
+               ``renewal-failed``, ``expired``, ``revoked``, ``unknown``, ... (``kinds.py``)
 ``stages``     one line per stage that presents it: ``REST orders-api/prod``,
                ``WS live-updates/production``; a line longer than ``STAGE_WIDTH`` wraps
 ``Region``     the region it was listed in; with several regions c7n's own ``Region`` column
@@ -30,14 +35,18 @@ ID = "id"
 EXPIRES = "expires"
 DAYS_LEFT = "days_left"
 EXPIRED = "expired"
+KIND = "kind"
+CONDITION = "condition"
 STAGES = "stages"
 REGION = "Region"  # c7n's own header for the region (Formatter, include_region)
 
 # The report's columns, in order (``ClientCertificate.resource_type.default_report_fields``).
-FIELDS = (ID, "description", EXPIRES, DAYS_LEFT, EXPIRED, STAGES, REGION)
+FIELDS = (ID, KIND, "description", EXPIRES, DAYS_LEFT, CONDITION, STAGES, REGION)
 
-FIT_COLUMNS = 120
-DESCRIPTION_FIT = 20
+# 132 columns (a wide terminal's classic width) since the report shows each certificate's kind
+# and condition: with them, 120 left a description too little room to read.
+FIT_COLUMNS = 132
+DESCRIPTION_FIT = 18
 STAGE_WIDTH = 27
 PROTOCOLS = {"REST": "REST", "WEBSOCKET": "WS"}
 
@@ -72,13 +81,28 @@ def wrap(text, width=STAGE_WIDTH, indent="  "):
     return lines
 
 
-def annotate(cert, expires, days_left, expired, stages, region=None):
-    """Write the report's keys on a certificate from its expiry (an aware datetime) and the
-    stages that use it (``c7n:stages``); ``region`` is set once, when it is listed."""
-    cert[ID] = cert["clientCertificateId"]
-    cert[EXPIRES] = expires.strftime("%Y-%m-%d %H:%M")
+ACM_ID_CHARS = 8
+
+
+def short_id(cert_id):
+    """An API Gateway id as it is; an ACM ARN as ``acm:`` and the first ``ACM_ID_CHARS``
+    characters of its UUID, which tell a region's certificates apart and fit the grid (the
+    whole ARN is ``clientCertificateId`` in the JSON)."""
+    if cert_id.startswith("arn:"):
+        return "acm:" + cert_id.rsplit("/", 1)[-1][:ACM_ID_CHARS]
+    return cert_id
+
+
+def annotate(cert, expires, days_left, expired, stages, region=None, condition=None):
+    """Write the report's keys on a certificate from its expiry (an aware datetime, or None
+    when it cannot be known) and the stages that use it (``c7n:stages``); ``region`` is set
+    once, when it is listed."""
+    cert[ID] = short_id(cert["clientCertificateId"])
+    cert[KIND] = cert.get(KIND) or "generated"
+    cert[EXPIRES] = expires.strftime("%Y-%m-%d %H:%M") if expires is not None else "unknown"
     cert[DAYS_LEFT] = days_left
     cert[EXPIRED] = expired
+    cert[CONDITION] = condition
     cert[STAGES] = "unknown" if stages is None else stage_lines(stages)
     if region is not None:
         cert[REGION] = region

@@ -11,7 +11,7 @@ from c7n.manager import resources
 from c7n.utils import get_partition
 from dateutil.tz import tzutc
 
-from . import config_source, owners, report, usage
+from . import acm, config_source, kinds, owners, report, usage
 
 STAGES = "c7n:stages"
 STAGES_SOURCE = "c7n:stages-source"
@@ -24,12 +24,17 @@ def certificate_arn(region, cert_id):
 
 class DescribeClientCertificate(query.DescribeSource):
 
+    def get_permissions(self):
+        """API Gateway's listings, and ACM's and ACM PCA's reads of the certificates stages
+        present (``acm.py``)."""
+        return super().get_permissions() + sorted(acm.IAM_RESOURCES)
+
     def augment(self, resources):
-        """Tags in c7n's shape, and the stages that use each certificate. The stages are listed
-        once for the whole region, and only if there is a certificate to annotate."""
-        if not resources:
-            return resources
-        from .filters import days_left, effective_expiry  # the filters import this module
+        """Tags in c7n's shape, and the stages that use each certificate; then every ACM
+        certificate that a stage presents (``acm.py``), which API Gateway does not list (fact
+        97). The stages are listed once for the whole region, even with no certificate of API
+        Gateway's: a stage may present an ACM certificate."""
+        from .filters import report_columns  # the filters import this module
         now = datetime.datetime.now(tz=tzutc())
         region = self.manager.config.region
         users, origin = self.stage_users()
@@ -37,16 +42,18 @@ class DescribeClientCertificate(query.DescribeSource):
         # no stage was seen on has unknown stages (None), not none ([]).
         unseen = None if origin and origin.get("incomplete") else []
         for r in resources:
-            r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
+            r["kind"] = kinds.Generated.name
             r[STAGES] = users.get(r["clientCertificateId"], unseen)
+        resources = list(resources) + acm.Reader(
+            self.manager.session_factory, region, self.manager.config.account_id).records(users)
+        for r in resources:
+            r["Tags"] = [{"Key": k, "Value": v} for k, v in r.get("tags", {}).items()]
             if origin:
                 r[STAGES_SOURCE] = dict(origin)
             owners.annotate(r)  # CloudFormation's own tags; a policy's marker tags: the filters
             # The report's plain columns, as of the listing; the expiring filter rewrites them
             # with its own values (report.py).
-            expires, _ = effective_expiry(r)
-            report.annotate(r, expires, days_left(expires, now), expires <= now, r[STAGES],
-                            region)
+            report_columns(r, now, region)
         return resources
 
     def stage_users(self):
@@ -164,10 +171,11 @@ class ClientCertificate(query.QueryResourceManager):
         permissions: ``*``)."""
         from .iam import apigateway_arn
         if self.source_type == "config":
-            return dict(config_source.iam_resources(self.data),
+            return dict(config_source.iam_resources(self.data), **acm.IAM_RESOURCES,
                         **{"apigateway:GET": [apigateway_arn(p)
                                               for p in usage.CERTIFICATE_PATHS]})
-        return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]}
+        return dict(acm.IAM_RESOURCES,
+                    **{"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]})
 
     def get_arns(self, resources):
         """``arn:{partition}:apigateway:{region}::/clientcertificates/{id}`` (fact 4): no

@@ -92,12 +92,17 @@ def test_api_calls_are_the_minimum(sandbox, tmp_path):
     assert api_calls(sandbox, "apigatewayv2") == {"GetApis": 1, "GetStages": 1}
 
 
-def test_no_certificates_no_stage_listing(sandbox, tmp_path):
+def test_no_certificates_still_lists_the_stages_and_no_acm(sandbox, tmp_path):
+    """With no certificate of API Gateway's, the stages are still listed (a stage may present
+    an ACM certificate, which API Gateway does not list); with no stage on an ACM ARN, ACM is
+    not called at all."""
     client("apigateway").create_rest_api(name="no-certificate-here")
     sandbox.reset_counters()
     found, _ = custodian_run(sandbox, tmp_path, expiring(30))
     assert found.get("us-east-1", []) == []
-    assert api_calls(sandbox, "apigateway") == {"GetClientCertificates": 1}
+    assert api_calls(sandbox, "apigateway") == {
+        "GetClientCertificates": 1, "GetRestApis": 1, "GetStages": 1}
+    assert api_calls(sandbox, "acm") == {} and api_calls(sandbox, "acm-pca") == {}
 
 
 def test_paging_past_25_and_500(sandbox, tmp_path):
@@ -151,10 +156,10 @@ def test_expiring_policy_file_and_report(sandbox, tmp_path):
     report = run_cli("custodian", ["report", "-s", str(tmp_path / "out"), "--format", "csv",
                                    policy], sandbox.env).stdout
     header, row = csv.reader(io.StringIO(report.strip()))
-    assert header == ["id", "description", "expires", "days_left", "expired", "stages",
-                      "Region"]  # more in tests/test_report.py
-    assert row[:2] == [cert, "soon"] and row[3] == "12"
-    assert row[5] == "REST orders/prod" and row[6] == "us-east-1"
+    assert header == ["id", "kind", "description", "expires", "days_left", "condition",
+                      "stages", "Region"]  # more in tests/test_report.py
+    assert row[:3] == [cert, "generated", "soon"] and row[4] == "12"
+    assert row[5:] == ["expires", "REST orders/prod", "us-east-1"]
 
 
 def test_throttling_is_retried_not_a_wrong_result(sandbox, tmp_path):

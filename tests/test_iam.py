@@ -37,6 +37,20 @@ def statement(sid, actions, resources):
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
 
 
+def acm_reads(partition="aws", region="*", account="*", list_sid="AcmListCertificates"):
+    """What reading the ACM certificates that stages present needs (acm.IAM_RESOURCES): the
+    certificates scoped to the account, a CA of any account (one may be shared)."""
+    found = [
+        statement("AcmpcaDescribeCertificateAuthority", ["acm-pca:DescribeCertificateAuthority"],
+                  ["arn:%s:acm-pca:%s:*:certificate-authority/*" % (partition, region)]),
+        statement("AcmDescribeCertificateGetCertificate",
+                  ["acm:DescribeCertificate", "acm:GetCertificate"],
+                  ["arn:%s:acm:%s:%s:certificate/*" % (partition, region, account)])]
+    if list_sid:
+        found.append(statement(list_sid, ["acm:ListCertificates"], ["*"]))
+    return found
+
+
 def document(*statements):
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -63,29 +77,31 @@ REST_STAGE_EXPIRING = {"name": "stages-expiring", "resource": "aws.rest-stage",
 # -- the documents ----------------------------------------------------------------------------
 def test_expiring_policy_file():
     doc, proc = run_iam(ROOT / "policies" / "expiring.yml")
-    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT))
+    assert doc == document(*acm_reads(), statement("ApiGatewayGet", [GET], AUDIT))
     assert proc.stdout.startswith("{") and proc.stdout.endswith("}\n")
 
 
 def test_unused_policy_file():
     doc, _ = run_iam(ROOT / "policies" / "unused.yml")
-    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT))
+    assert doc == document(*acm_reads(), statement("ApiGatewayGet", [GET], AUDIT))
 
 
 def test_rest_stage_with_expiring(tmp_path):
     """c7n's rest-stage from the fallback table (its listings; tag:GetResources has no
-    resource-level permissions), our filter's certificate listing."""
+    resource-level permissions), our filter's certificate listing and ACM reads."""
     doc, _ = run_iam(write_policies(tmp_path, [REST_STAGE_EXPIRING]))
     assert doc == document(
+        *acm_reads(list_sid=None),
+        statement("AcmListCertificatesTagGetResources", ["acm:ListCertificates",
+                                                         "tag:GetResources"], ["*"]),
         statement("ApiGatewayGet", [GET],
-                  apigw("/clientcertificates", "/restapis", "/restapis/*/stages")),
-        statement("TagGetResources", ["tag:GetResources"], ["*"]))
+                  apigw("/clientcertificates", "/restapis", "/restapis/*/stages")))
 
 
 def test_partition_region_and_account(tmp_path):
     doc, _ = run_iam(ROOT / "policies" / "expiring.yml", "--partition", "aws-cn",
                      "--region", "cn-north-1", "--account", "123456789012")
-    assert doc == document(statement(
+    assert doc == document(*acm_reads("aws-cn", "cn-north-1", "123456789012"), statement(
         "ApiGatewayGet", [GET], apigw(
             "/apis", "/apis/*/stages", "/clientcertificates", "/restapis",
             "/restapis/*/stages", partition="aws-cn", region="cn-north-1")))
@@ -115,8 +131,10 @@ def test_every_resource_is_absorbed_by_a_star():
 def test_files_are_merged(tmp_path):
     doc, _ = run_iam(ROOT / "policies" / "expiring.yml", ROOT / "policies" / "unused.yml",
                      write_policies(tmp_path, [REST_STAGE_EXPIRING]))
-    assert doc == document(statement("ApiGatewayGet", [GET], AUDIT),
-                           statement("TagGetResources", ["tag:GetResources"], ["*"]))
+    assert doc == document(*acm_reads(list_sid=None),
+                           statement("AcmListCertificatesTagGetResources",
+                                     ["acm:ListCertificates", "tag:GetResources"], ["*"]),
+                           statement("ApiGatewayGet", [GET], AUDIT))
 
 
 def test_filters_inside_or_and_not_count(tmp_path):
@@ -134,7 +152,8 @@ def test_unknown_c7n_element_gets_every_resource(tmp_path):
     doc, _ = run_iam(write_policies(tmp_path, [dict(REST_STAGE_EXPIRING, actions=[{
         "type": "update",
         "patch": [{"op": "replace", "path": "/tracingEnabled", "value": "true"}]}])]))
-    assert statement("ApiGatewayPatchTagGetResources", ["apigateway:PATCH", "tag:GetResources"],
+    assert statement("AcmListCertificatesApiGatewayPatchTagGetResources",
+                     ["acm:ListCertificates", "apigateway:PATCH", "tag:GetResources"],
                      ["*"]) in doc["Statement"]
 
 

@@ -16,7 +16,7 @@ from c7n_apigw_certs import report
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPIRING = str(ROOT / "policies" / "expiring.yml")
 WEST = "eu-west-1"
-HEADERS = ["id", "description", "expires", "days_left", "expired", "stages", "Region"]
+HEADERS = ["id", "kind", "description", "expires", "days_left", "condition", "stages", "Region"]
 DAY = datetime.timedelta(days=1)
 
 
@@ -67,13 +67,14 @@ def test_csv_has_plain_headers_and_the_effective_expiry(sandbox, tmp_path, estat
     assert header == HEADERS
     assert set(rows) == {estate[k] for k in ("expired", "near", "ws", "pem")}
     assert rows[estate["expired"]] == {
-        "id": estate["expired"], "description": "orders-prod", "expires": "2030-06-12 12:00",
+        "id": estate["expired"], "kind": "generated", "description": "orders-prod",
+        "expires": "2030-06-12 12:00",
         # c7n's csv quotes a leading "-" so that no spreadsheet reads a formula (fact 66)
-        "days_left": "'-3", "expired": "True", "stages": "REST orders-api/prod",
+        "days_left": "'-3", "condition": "expired", "stages": "REST orders-api/prod",
         "Region": REGION}
     assert rows[estate["near"]] == {
-        "id": estate["near"], "description": "shared-backend",
-        "expires": "2030-06-20 10:00", "days_left": "5", "expired": "False",
+        "id": estate["near"], "kind": "generated", "description": "shared-backend",
+        "expires": "2030-06-20 10:00", "days_left": "5", "condition": "expires",
         # one line a stage, sorted; a line over STAGE_WIDTH wraps, indented
         "stages": "REST inventory-and-\n  fulfilment-api/production\nREST orders-api/staging\n"
                   "REST payments-api/prod",
@@ -87,7 +88,7 @@ def test_csv_has_plain_headers_and_the_effective_expiry(sandbox, tmp_path, estat
     for cert in found[REGION]:
         row = rows[cert["clientCertificateId"]]
         assert row["days_left"].lstrip("'") == str(cert["c7n:days-left"])
-        assert row["expired"] == str(cert["c7n:expired"])
+        assert row["condition"] == cert["c7n:condition"]
         assert row["expires"] == cert["c7n:expires"][:16].replace("T", " ")
 
 
@@ -142,8 +143,9 @@ def test_without_the_expiring_filter_the_expiry_is_still_the_effective_one(
     header, rows = csv_rows(report_of(sandbox, tmp_path, unused, "csv"))
     assert header == HEADERS
     assert rows == {estate["pem"]: {
-        "id": estate["pem"], "description": "pem-says-sooner", "expires": "2030-06-27 12:00",
-        "days_left": "12", "expired": "False", "stages": "", "Region": REGION}}
+        "id": estate["pem"], "kind": "generated", "description": "pem-says-sooner",
+        "expires": "2030-06-27 12:00", "days_left": "12", "condition": "expires", "stages": "",
+        "Region": REGION}}
 
 
 def test_c7n_report_options_still_work(sandbox, tmp_path, estate):
@@ -165,7 +167,8 @@ def test_a_policy_of_another_resource_is_untouched(sandbox, tmp_path, estate):
     found, _ = run_frozen(sandbox, tmp_path, write_policy(tmp_path, policy))
     assert {s["stageName"] for s in found[REGION]} == {"prod", "staging", "production"}
     for stage in found[REGION]:
-        assert not (set(report.FIELDS) - {"description"}) & set(stage["c7n:client-certificate"])
+        assert not (set(report.FIELDS) - {"description", "kind"}) & set(
+            stage["c7n:client-certificate"])
 
 
 def test_a_pem_that_does_not_parse_is_reported_once(caplog):
