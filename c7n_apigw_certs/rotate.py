@@ -177,19 +177,23 @@ class RotateClientCertificate(BaseAction):
         return self
 
     def process(self, resources):
-        run = Rotation(self, resources)
+        run = self.executor(resources)
         try:
             run.execute()
         finally:  # what was done is written even if something unforeseen stopped the run
-            self.manager.ctx.output.write_file("action-rotate", dumps(
+            self.manager.ctx.output.write_file("action-%s" % self.type, dumps(
                 [{k: c.get(k) for k in ("clientCertificateId", RECORD)} for c in resources],
                 indent=2))
             self.manager.ctx.output.write_file("handover.json", dumps(
                 run.hand_over.entries, indent=2))
         if run.failures:
-            raise PolicyExecutionError("rotate failed for %d certificate(s): %s" % (
-                len(run.failures), "; ".join(run.failures)))
+            raise PolicyExecutionError("%s failed for %d certificate(s): %s" % (
+                self.type, len(run.failures), "; ".join(run.failures)))
         return resources
+
+    def executor(self, resources):
+        """One run's executor; ``migrate`` (migrate.py) gives its own."""
+        return Rotation(self, resources)
 
 
 class Rotation:
@@ -208,15 +212,21 @@ class Rotation:
         self.fields = {"region": region, "account_id": self.manager.config.account_id or ""}
         self.stores = Stores(self.manager.session_factory, region, self.manager.retry)
         self.trust = Trust(self)
-        self.successors = Successors(self, session.client(
-            # botocore's retry takes LimitExceededException (the quota) for throttling and backs
-            # off for seconds: generate without it. c7n's retry still backs off on 429s.
-            "apigateway", region_name=region, config=Config(retries={"total_max_attempts": 1})))
+        self.successors = self.successor_source(session, region)
         self.switcher = Switcher(self, stages.adapters(session, region, self.manager.retry))
         self.retirement = Retirement(self)
         self.hand_over = HandOver(self)
         self.pending, self.due, self.failures = {}, [], []
         self.listing, self.stage_map = {}, {}
+
+    def successor_source(self, session, region):
+        """Where successors come from: ``GenerateClientCertificate`` here; an ACM private
+        certificate in the migration (``migrate.PrivateCertificates``), which keeps the same
+        interface (``wave``, ``chosen``, ``orphans``)."""
+        return Successors(self, session.client(
+            # botocore's retry takes LimitExceededException (the quota) for throttling and backs
+            # off for seconds: generate without it. c7n's retry still backs off on 429s.
+            "apigateway", region_name=region, config=Config(retries={"total_max_attempts": 1})))
 
     # -- the run ------------------------------------------------------------------------
     def execute(self):
@@ -581,7 +591,10 @@ class Trust:
         run.mark(old_id, {PUBLISHED: stamp(run.now)})
 
     def pems(self, ids):
-        return [self.run.listing[i]["pemEncodedCertificate"] for i in ids]
+        """The PEMs to trust for these certificates: one each, or a CA chain for a successor
+        whose trust is its CA's (the migration's)."""
+        return [pem for i in ids
+                for pem in bundles.split(self.run.listing[i]["pemEncodedCertificate"])]
 
     def needed(self, place, behind, fields):
         listing = self.run.listing
@@ -611,7 +624,7 @@ class Trust:
     def holds(self, place, pem, cache):
         if place not in cache:
             cache[place] = self.run.stores.read(place).text
-        return bundles.holds(cache[place], pem)
+        return all(bundles.holds(cache[place], one) for one in bundles.split(pem))
 
     def lacking(self, places, stage, fields, new_pem, cache):
         """The places behind a stage that lack a PEM the stage may present, read fresh (what a
