@@ -174,18 +174,15 @@ class MigrateClientCertificate(RotateClientCertificate):
     def process(self, resources):
         """Only generated certificates migrate; an ACM certificate (``kind`` other than
         ``generated``) is left alone and says why."""
-        generated = [r for r in resources if r.get("kind", GENERATED) == GENERATED]
         for r in resources:
             if r.get("kind", GENERATED) != GENERATED:
                 r[RECORD] = {"skipped": "an ACM certificate (%s): not migrated" % r["kind"]}
                 self.log.info("client-certificate:%s is an ACM certificate (%s): not migrated",
                               r["clientCertificateId"], r["kind"])
-        if generated:
-            super().process(generated)
-        return resources
+        return super().process(resources)
 
     def executor(self, resources):
-        return Migration(self, resources)
+        return Migration(self, [r for r in resources if r.get("kind", GENERATED) == GENERATED])
 
 
 class Migration(Rotation):
@@ -199,6 +196,8 @@ class Migration(Rotation):
     def execute(self):
         """The CA first: a CA that cannot issue (or would not last) stops every certificate
         before anything is requested, published or switched."""
+        if not self.resources:  # only ACM certificates: nothing to read or change
+            return
         for cert in self.resources:
             cert[RECORD] = {}
         try:
