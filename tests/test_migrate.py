@@ -281,7 +281,7 @@ FAULTS = [
     {"operation": "GetStage", "service": "apigateway"},
     {"operation": "UpdateStage", "target": "staging"},
     {"operation": "UpdateStage", "service": "apigatewayv2"},
-    {"operation": "GetStages", "service": "apigateway", "after": 2},  # the retire listing
+    {"operation": "GetStages", "service": "apigateway", "after": 3},  # the retire listing
     {"operation": "DeleteClientCertificate"},
 ]
 
