@@ -456,3 +456,154 @@ def test_the_same_in_process(mocked):
     CONTROLS.renew_acm_certificate(arn)
     assert CONTROLS.presented(REGION, "REST", api_id, "prod")["certificate_pem"] != \
         got["Certificate"]
+
+
+# -- IAM (fact 119) ------------------------------------------------------------------------------
+def _assumed(name, *statements):
+    from test_sandbox_iam import assumed
+    return assumed(name, *statements)
+
+
+def _refusal(call):
+    with pytest.raises(ClientError) as err:
+        call()
+    return err.value.response
+
+
+def test_iam_scopes_acm_calls_to_the_certificate_and_lists_to_star(sandbox, cas):
+    _, issuing = cas
+    mine = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    other = make_acm_cert(sandbox, "imported", 30)
+    session = _assumed("acm-reader", {
+        "Effect": "Allow", "Resource": mine,
+        "Action": ["acm:DescribeCertificate", "acm:GetCertificate", "acm:AddTagsToCertificate",
+                   "acm:ListTagsForCertificate"]},
+        {"Effect": "Allow", "Action": "acm:ListCertificates", "Resource": "*"})
+    acm = session.client("acm", config=NO_RETRY)
+    assert acm.describe_certificate(CertificateArn=mine)["Certificate"]["CertificateArn"] == mine
+    assert acm.get_certificate(CertificateArn=mine)["Certificate"].startswith("-----BEGIN")
+    acm.add_tags_to_certificate(CertificateArn=mine, Tags=[{"Key": "k", "Value": "v"}])
+    assert acm.list_tags_for_certificate(CertificateArn=mine)["Tags"] == [
+        {"Key": "k", "Value": "v"}]
+    assert len(acm.list_certificates()["CertificateSummaryList"]) == 2
+    answer = _refusal(lambda: acm.describe_certificate(CertificateArn=other))
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert answer["Error"]["Code"] == "AccessDeniedException"
+    assert answer["Error"]["Message"] == (
+        "User: arn:aws:sts::%s:assumed-role/acm-reader/tester is not authorized to perform: "
+        "acm:DescribeCertificate on resource: %s because no identity-based policy allows the "
+        "acm:DescribeCertificate action" % (ACCOUNT, other))
+    answer = _refusal(lambda: acm.request_certificate(
+        DomainName="a.example.com", CertificateAuthorityArn=issuing["arn"]))
+    assert "acm:RequestCertificate on resource: *" in answer["Error"]["Message"]
+    answer = _refusal(lambda: acm.delete_certificate(CertificateArn=mine))
+    assert "acm:DeleteCertificate on resource: %s" % mine in answer["Error"]["Message"]
+    denied = [r for r in sandbox.counters() if r["outcome"] == "denied"]
+    assert sorted((r["service"], r["operation"]) for r in denied) == [
+        ("acm", "DeleteCertificate"), ("acm", "DescribeCertificate"),
+        ("acm", "RequestCertificate")]
+    # Nothing refused happened: the certificate is still there, no new one was requested.
+    assert len(client("acm").list_certificates()["CertificateSummaryList"]) == 2
+
+
+def test_iam_scopes_private_ca_calls_to_the_ca(sandbox, cas):
+    root, issuing = cas
+    session = _assumed("pca-reader", {
+        "Effect": "Allow", "Resource": issuing["arn"],
+        "Action": ["acm-pca:DescribeCertificateAuthority",
+                   "acm-pca:GetCertificateAuthorityCertificate"]},
+        {"Effect": "Allow", "Action": "acm:RequestCertificate", "Resource": "*"})
+    pca = session.client("acm-pca", config=NO_RETRY)
+    assert pca.describe_certificate_authority(CertificateAuthorityArn=issuing["arn"])[
+        "CertificateAuthority"]["Status"] == "ACTIVE"
+    assert pca.get_certificate_authority_certificate(
+        CertificateAuthorityArn=issuing["arn"])["CertificateChain"]
+    answer = _refusal(lambda: pca.describe_certificate_authority(
+        CertificateAuthorityArn=root["arn"]))
+    assert (answer["ResponseMetadata"]["HTTPStatusCode"], answer["Error"]["Code"]) == (
+        400, "AccessDeniedException")
+    assert "acm-pca:DescribeCertificateAuthority on resource: %s " % root["arn"] in answer[
+        "Error"]["Message"]
+    answer = _refusal(pca.list_certificate_authorities)
+    assert "acm-pca:ListCertificateAuthorities on resource: *" in answer["Error"]["Message"]
+    # RequestCertificate with a CA needs acm:RequestCertificate only (fact 111, option B).
+    arn = session.client("acm", config=NO_RETRY).request_certificate(
+        DomainName="a.example.com", CertificateAuthorityArn=issuing["arn"])["CertificateArn"]
+    assert client("acm").describe_certificate(CertificateArn=arn)["Certificate"][
+        "Status"] == "ISSUED"
+
+
+# -- CloudFormation: a template may hand a stage an ACM ARN (the migration's hand-over) -------
+def test_a_stack_stage_takes_a_qualifying_acm_arn_and_refuses_a_public_one(sandbox, cas):
+    import json as _json
+
+    from c7n_apigw_certs.sandbox.cloudformation import rest_api_template
+    _, issuing = cas
+    private = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    public = make_acm_cert(sandbox, "public", 30)
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="edge", TemplateBody=_json.dumps(
+        rest_api_template("orders", certificate=private)))
+    assert cfn.describe_stacks(StackName="edge")["Stacks"][0]["StackStatus"] == \
+        "CREATE_COMPLETE"
+    api_id = [r["PhysicalResourceId"] for r in cfn.describe_stack_resources(
+        StackName="edge")["StackResources"] if r["LogicalResourceId"] == "RestApi"][0]
+    assert client("apigateway").get_stage(restApiId=api_id, stageName="prod")[
+        "clientCertificateId"] == private
+    assert sandbox.presented(ACCOUNT, REGION, api_id, "prod")["presented"] == private
+    cfn.create_stack(StackName="edge-public", TemplateBody=_json.dumps(
+        rest_api_template("orders-public", certificate=public)))
+    assert cfn.describe_stacks(StackName="edge-public")["Stacks"][0]["StackStatus"] == \
+        "ROLLBACK_COMPLETE"
+
+
+def test_a_request_from_a_ca_that_cannot_sign_fails_with_its_reason(sandbox, cas):
+    _, issuing = cas
+    elsewhere = sandbox.create_private_ca("eu-west-1", "EU Root")
+    acm = client("acm")
+    missing = issuing["arn"][:-4] + "0000"
+    reasons = {}
+    for ca_arn in (issuing["arn"], elsewhere["arn"], missing):
+        arn = acm.request_certificate(DomainName="api.example.com",
+                                      CertificateAuthorityArn=ca_arn)["CertificateArn"]
+        detail = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+        reasons[ca_arn] = (detail["Status"], detail.get("FailureReason"))
+    assert reasons == {issuing["arn"]: ("ISSUED", None),
+                       elsewhere["arn"]: ("FAILED", "PCA_INVALID_ARN"),
+                       missing: ("FAILED", "PCA_RESOURCE_NOT_FOUND")}
+
+
+def test_faults_reach_acm_calls_by_certificate(sandbox):
+    broken, fine = make_acm_cert(sandbox, "imported", 30), make_acm_cert(sandbox, "imported", 30)
+    sandbox.add_fault("DescribeCertificate", service="acm", target=broken, count=-1,
+                      code="AccessDeniedException", message="denied by the test")
+    acm = client("acm")
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        acm.describe_certificate(CertificateArn=broken)
+    assert acm.describe_certificate(CertificateArn=fine)["Certificate"]["CertificateArn"] == fine
+    faults = [r for r in sandbox.counters() if r["outcome"] == "fault"]
+    assert [(r["service"], r["operation"], r["calls"]) for r in faults] == [
+        ("acm", "DescribeCertificate", 1)]
+
+
+@pytest.mark.parametrize("delay", [0, 3600])
+def test_a_renewal_reaches_the_stage_after_the_propagation_switch(sandbox, cas, delay):
+    _, issuing = cas
+    sandbox.switches(acm_propagation_seconds=delay)
+    arn = make_acm_cert(sandbox, "private", 30, ca_arn=issuing["arn"])
+    api_id = make_rest_stage(make_cert(sandbox, 100))
+    set_cert(client("apigateway"), api_id, arn)
+    before = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    sandbox.renew_acm_certificate(arn)
+    current = client("acm").get_certificate(CertificateArn=arn)["Certificate"]
+    during = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    sandbox.advance(seconds=3601)
+    after = sandbox.presented_certificate(ACCOUNT, REGION, api_id, "prod")
+    expected_during = before if delay else after
+    assert during["certificate_pem"] == expected_during["certificate_pem"]
+    assert during["private_key_pem"] == expected_during["private_key_pem"]
+    assert after["certificate_pem"] == current != before["certificate_pem"]
+    for shown in (before, during, after):  # the key presented matches the certificate
+        key = serialization.load_pem_private_key(shown["private_key_pem"].encode(), None)
+        assert key.public_key().public_numbers() == load(
+            shown["certificate_pem"]).public_key().public_numbers()

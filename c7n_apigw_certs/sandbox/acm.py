@@ -42,7 +42,7 @@ from moto.acm.responses import AWSCertificateManagerResponse
 from moto.core.responses import ActionResult, EmptyResult
 
 from . import acmpca
-from .certificates import key_pem, key_type_of, pooled_key
+from .certificates import KEY_TYPES, key_pem, key_type_of, pooled_key
 from .controls import CONTROLS
 
 # One RequestCertificate at a time: an idempotency token is one request to ACM ("ACM recognizes
@@ -126,8 +126,9 @@ def find(arn):
 @functools.cache
 def _outside_root(common_name):
     """A self-signed root of the process, for imported certificates (the customer's own PKI)
-    and for public ones (the stand-in for Amazon's public CA). Kept across resets."""
-    key = pooled_key()
+    and for public ones (the stand-in for Amazon's public CA), each with a key of its own (not
+    the pool's, which leaves share). Kept across resets."""
+    key = KEY_TYPES["RSA_2048"]()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     start = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
     cert = (
@@ -369,7 +370,10 @@ class SandboxCertificate(CertBundle):
         return key_pem(self._key)
 
     def replace_version(self, pem, key, chain=None):
-        """A new version under the same ARN (a renewal or a re-import)."""
+        """A new version under the same ARN (a renewal or a re-import). The version it replaces
+        is kept, with the moment it was replaced, for ``presented_version``."""
+        self.previous = (self.certificate_pem(), self.chain_pem(), self.private_key_pem(),
+                         now())
         self.cert = pem
         self._cert = x509.load_pem_x509_certificate(pem)
         self._key = key
@@ -394,8 +398,7 @@ def _private_failure(ca, region, account, not_after):
 
 
 def issue_private(account, region, ca_arn, domain="api.example.com", key_type="RSA_2048",
-                  expires_in_days=PRIVATE_DAYS, renewal="ELIGIBLE", tags=None,
-                  check_ca=True, not_before=None):
+                  expires_in_days=PRIVATE_DAYS, renewal="ELIGIBLE", tags=None):
     """A PRIVATE certificate signed by the CA, or FAILED with Private CA's reason."""
     if key_type not in PRIVATE_KEY_TYPES:
         raise AWSValidationException("KeyAlgorithm %s is not supported for private "
@@ -404,18 +407,18 @@ def issue_private(account, region, ca_arn, domain="api.example.com", key_type="R
     start = now()
     end = start + datetime.timedelta(days=float(expires_in_days))
     ca = acmpca.find_ca(ca_arn)
-    reason = _private_failure(ca, region, account, end) if check_ca else None
-    if ca is None or reason:
+    reason = _private_failure(ca, region, account, end)
+    if reason:
         # A FAILED request holds no issued certificate; a placeholder keeps moto's shape.
         pem, _ = outside_leaf(IMPORT_ISSUER, key, domain, start, start + datetime.timedelta(
             days=1))
         cert = SandboxCertificate(account, region, pem, key_pem(key).encode(),
                                   cert_type="PRIVATE", status="FAILED", ca_arn=ca_arn,
                                   renewal="INELIGIBLE", check_dates=False)
-        cert.failure_reason = reason or "PCA_RESOURCE_NOT_FOUND"
+        cert.failure_reason = reason
     else:
-        pem = acmpca.issue_end_entity(ca, key.public_key(), domain,
-                                      not_before or start - acmpca.BACKDATE, end)
+        pem = acmpca.issue_end_entity(ca, key.public_key(), domain, start - acmpca.BACKDATE,
+                                      end)
         cert = SandboxCertificate(account, region, pem, key_pem(key).encode(),
                                   cert_type="PRIVATE", ca_arn=ca_arn, renewal=renewal,
                                   check_dates=False)
@@ -756,12 +759,19 @@ def refusal_for_stage(arn, account, region):
     return None
 
 
-def presented_pems(arn):
-    """(certificate PEM, chain PEM) of the certificate's current version."""
+def presented_version(arn):
+    """(certificate PEM, chain PEM, private key PEM) of the version a stage presents: the
+    current one, or the one it replaced while the switch ``acm_propagation_seconds`` has not
+    passed since the replacement on the sandbox clock (fact 110: propagation time
+    unverified). (None, None, None) for an unknown ARN."""
     cert = find(arn)
     if cert is None:
-        return None, None
-    return cert.certificate_pem(), cert.chain_pem()
+        return None, None, None
+    previous = getattr(cert, "previous", None)
+    delay = datetime.timedelta(seconds=CONTROLS.switches.acm_propagation_seconds)
+    if previous is not None and now() < previous[3] + delay:
+        return previous[:3]
+    return cert.certificate_pem(), cert.chain_pem(), cert.private_key_pem()
 
 
 @functools.cache  # once per process: every install patches moto in place

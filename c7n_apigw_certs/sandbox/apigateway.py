@@ -120,23 +120,26 @@ def private_key_pem(account, region, cert_id):
 
 def presented(account, region, api_id, stage_name, protocol=None):
     """What a stage is configured with and presents (the switch ``needs_deployment``), with
-    the presented certificate's PEM and chain: a generated certificate's own PEM (no chain),
-    or an ACM certificate's current version and chain. A REST stage if ``api_id`` is a REST
-    API's (or ``protocol`` says "REST"), else a WebSocket stage."""
+    the presented certificate's PEM, chain and private key: a generated certificate's own PEM
+    (no chain), or an ACM certificate's version (``acm.presented_version``) and chain. A REST
+    stage if ``api_id`` is a REST API's (or ``protocol`` says "REST"), else a WebSocket
+    stage."""
     rest = apigateway_backends[account][region]
     if protocol != "WEBSOCKET" and api_id in rest.apis:
         stage = rest.get_stage(api_id, stage_name)
     else:
         stage = apigatewayv2_backends[account][region].get_stage(api_id, stage_name)
     shown = getattr(stage, "presented_certificate_id", None)
-    pem = chain = None
+    pem = chain = key = None
     if acm.is_arn(shown):
-        pem, chain = acm.presented_pems(shown)
+        pem, chain, key = acm.presented_version(shown)
     elif shown:
         cert = certificates_of(account, region).get(shown)
-        pem, chain = (cert.pem, "") if cert is not None else (None, None)
+        if cert is not None:
+            pem, chain, key = cert.pem, "", key_pem(cert.key)
     return {"configured": getattr(stage, "client_certificate_id", None), "presented": shown,
-            "certificate_id_or_arn": shown, "certificate_pem": pem, "chain_pem": chain}
+            "certificate_id_or_arn": shown, "certificate_pem": pem, "chain_pem": chain,
+            "private_key_pem": key}
 
 
 def delete_certificate(account, region, cert_id):

@@ -267,6 +267,9 @@ class Switches:
       (fact 113). REST stages always take one that qualifies (fact 111).
     - ``acm_in_use_by``: whether ACM lists the stages that present a certificate in its
       ``InUseBy`` and so refuses to delete it (true), or neither (false, the default): fact 115.
+    - ``acm_propagation_seconds``: how long, on the sandbox clock, a stage keeps presenting the
+      version an ACM renewal or re-import replaced (0, the default: at once). API Gateway
+      propagates renewals "without redeployment", in a time no source gives (fact 110).
     """
 
     def __init__(self):
@@ -282,6 +285,7 @@ class Switches:
         self.config_v2_api_id = True
         self.websocket_acm = "refuse"
         self.acm_in_use_by = False
+        self.acm_propagation_seconds = 0.0
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
@@ -289,7 +293,8 @@ class Switches:
                 "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
                 "config_types": list(self.config_types),
                 "config_v2_api_id": self.config_v2_api_id,
-                "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by}
+                "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
+                "acm_propagation_seconds": self.acm_propagation_seconds}
 
     def update(self, values):
         checked = {}
@@ -316,7 +321,7 @@ class Switches:
         if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
                                or value < 0):
             raise ValueError("quota: a whole number >= 0, not %r" % (value,))
-        if key in ("deploy_interval", "config_delay"):
+        if key in ("deploy_interval", "config_delay", "acm_propagation_seconds"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError("%s: seconds >= 0, not %r" % (key, value))
             value = float(value)

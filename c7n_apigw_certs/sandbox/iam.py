@@ -5,8 +5,8 @@ that exists in moto's IAM (``iam.create_role``), which is what ``custodian run -
 ROLE_ARN`` and ``c7n-org`` do. The sandbox's root test keys (``AWS_ACCESS_KEY_ID=testing``), IAM
 users' keys, and keys of a role that was assumed but never created in IAM stay unrestricted, so
 that tests which do not care about IAM (c7n-org across made-up accounts included) are unchanged.
-Only ``apigateway``, ``apigatewayv2``, ``ssm``, ``s3``, ``events`` and ``sqs`` (``events.py``)
-are checked; STS, IAM and other
+Only ``apigateway``, ``apigatewayv2``, ``ssm``, ``s3``, ``events`` and ``sqs`` (``events.py``),
+``acm`` and ``acm-pca`` are checked; STS, IAM and other
 services are not.
 
 What is evaluated: the role's inline policies (``put_role_policy``) and attached managed
@@ -29,6 +29,13 @@ The request's action and resource, as the Service Authorization Reference define
   leading slash>``, a ``name:version`` or ``name:label`` selector dropped; ``GetParameters`` and
   ``DeleteParameters`` need every name; ``GetParametersByPath`` the path;
   ``DescribeParameters`` and unknown operations ``*``.
+- ACM: ``acm:<operation>`` on the request's ``CertificateArn`` (the ``certificate*`` resource
+  type: DescribeCertificate, GetCertificate, tags, DeleteCertificate, RenewCertificate...);
+  ``ListCertificates``, ``RequestCertificate``, a first ``ImportCertificate`` and the account
+  configuration on ``*`` (docs/aws-behaviour.md, fact 119).
+- AWS Private CA: ``acm-pca:<operation>`` on the request's ``CertificateAuthorityArn`` (or
+  ``ResourceArn`` for the policy calls); ``CreateCertificateAuthority`` and
+  ``ListCertificateAuthorities`` on ``*`` (fact 119).
 - S3: ``GetObject``/``HeadObject`` -> ``s3:GetObject``, ``PutObject`` -> ``s3:PutObject``,
   ``DeleteObject`` -> ``s3:DeleteObject`` on ``arn:aws:s3:::bucket/key``; ``ListObjects``,
   ``ListObjectsV2``, ``HeadBucket`` -> ``s3:ListBucket``, ``CreateBucket`` -> ``s3:CreateBucket``
@@ -42,9 +49,9 @@ AWS's refusals show in public reports:
 - API Gateway, REST and WebSocket: HTTP 403 ``AccessDeniedException`` (aws-amplify/
   amplify-category-api#736 for the message; Open-SL/serverless-permission-generator#12,
   "Status Code: 403; Error Code: AccessDeniedException", for the status).
-- SSM: HTTP 400 ``AccessDeniedException``, not 403: SSM speaks JSON 1.1, whose refusals are
-  400 (github-aws-runners/terraform-aws-github-runner#1279 shows ``httpStatusCode: 400``;
-  aws-samples/aws-workshop-for-kubernetes#250 "Status Code: 400").
+- SSM, ACM and AWS Private CA: HTTP 400 ``AccessDeniedException``, not 403: they speak JSON
+  1.1, whose refusals are 400 (github-aws-runners/terraform-aws-github-runner#1279 shows
+  ``httpStatusCode: 400``; aws-samples/aws-workshop-for-kubernetes#250 "Status Code: 400").
 - S3: HTTP 403 ``AccessDenied``, the ARN in double quotes (aws-ia/terraform-aws-bedrock#41).
   ``GetObject``/``HeadObject`` of a missing key answers 403 ``AccessDenied`` naming
   ``s3:ListBucket`` on the bucket when the caller may not list it, and 404 ``NoSuchKey`` only
@@ -72,7 +79,8 @@ from moto.utilities.utils import get_partition
 from . import events
 from .controls import CONTROLS
 
-SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3"} | events.SERVICES
+SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3", "acm", "acm-pca"} | events.SERVICES
+_JSON_11 = {"ssm", "acm", "acm-pca"}  # refusals are 400 AccessDeniedException
 
 Principal = collections.namedtuple("Principal", "arn documents session_documents")
 Refusal = collections.namedtuple("Refusal", "code status message")
@@ -213,6 +221,12 @@ def target(call):
         if call.operation in _SSM_TAGS and body.get("ResourceType") == "Parameter":
             return [(action, _ssm_resource(region, account, body.get("ResourceId", "")))]
         return [(action, "*")]
+    if call.service == "acm":
+        arn = call.body.get("CertificateArn")
+        return [("acm:" + call.operation, arn if isinstance(arn, str) and arn else "*")]
+    if call.service == "acm-pca":
+        arn = call.body.get("CertificateAuthorityArn") or call.body.get("ResourceArn")
+        return [("acm-pca:" + call.operation, arn if isinstance(arn, str) and arn else "*")]
     if call.service == "s3":
         bucket, key = call.params.get("Bucket"), call.params.get("Key")
         action, kind = _S3_ACTIONS.get(
@@ -233,7 +247,7 @@ def refusal(service, who, action, resource, outcome):
         who.arn, action, shown, why)
     if service == "s3":
         return Refusal("AccessDenied", 403, message)
-    if service == "ssm":
+    if service in _JSON_11:
         return Refusal("AccessDeniedException", 400, message)
     return Refusal("AccessDeniedException", 403, message)
 

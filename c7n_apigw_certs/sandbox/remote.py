@@ -129,8 +129,9 @@ class SandboxClient:
 
     def presented_certificate(self, account, region, api, stage, protocol=None):
         """What a stage presents now, for a TLS probe: {"configured", "presented",
-        "certificate_id_or_arn", "certificate_pem", "chain_pem"} (an ACM certificate's current
-        version and chain; a generated certificate's PEM and an empty chain). ``protocol``
+        "certificate_id_or_arn", "certificate_pem", "chain_pem", "private_key_pem"} (an ACM
+        certificate's version and chain, the switch ``acm_propagation_seconds``; a generated
+        certificate's PEM and an empty chain). ``protocol``
         "REST" or "WEBSOCKET" if the id could be either."""
         query = {"account": account, "region": region, "api": api, "stage": stage, "pems": "1"}
         if protocol:
