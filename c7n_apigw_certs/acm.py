@@ -159,6 +159,8 @@ class Reader:
                 if known is None:
                     return unknown(arn, why)
                 known["DescribeError"] = why  # listed, but no renewal or CA to go on
+                log.warning("acm-certificate:%s is listed but cannot be described (%s): its "
+                            "renewal and CA are reported as unknown", arn, why)
             else:
                 known = facts(detail, DETAIL_KEYS)
         record = acm_record(arn, known)
@@ -187,7 +189,7 @@ class Reader:
         DescribeCertificateAuthority per CA, whatever the number of its certificates."""
         by_ca = {}
         for record in records:
-            ca = record.get(ACM, {}).get("CertificateAuthorityArn")
+            ca = (record.get(ACM) or {}).get("CertificateAuthorityArn")
             if ca:
                 by_ca.setdefault(ca, []).append(record)
         for ca_arn, mine in sorted(by_ca.items()):

@@ -19,8 +19,10 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import local_session, type_schema
 from dateutil.tz import tzutc
 
-from .filters import DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry
-from .resource import STAGES, ClientCertificate, certificate_arn
+from . import kinds
+from .filters import (
+    CONDITION, CONDITION_DETAIL, DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry)
+from .resource import STAGES, ClientCertificate
 from .retire import error_text
 
 DEFAULT_SOURCE = "c7n-apigw-certs"
@@ -172,15 +174,18 @@ class PostExpiryEvent(BaseAction):
 
     def entry(self, cert, region, account, now):
         annotate_expiry(cert, now)
-        arn = certificate_arn(region, cert["clientCertificateId"])
+        arn = kinds.of(cert).arn(cert, region)
         detail = {
             "ClientCertificateId": cert["clientCertificateId"],
             "ClientCertificateArn": arn,
+            "Kind": kinds.of(cert).name,
             "Description": cert.get("description", ""),
             "DaysToExpiry": cert[DAYS_LEFT],
             "Expired": cert[EXPIRED],
             "ExpiresAt": cert[EXPIRES],
             "ExpirySource": cert[EXPIRY_SOURCE],
+            "Condition": cert[CONDITION],
+            "ConditionDetail": cert[CONDITION_DETAIL],
             "Stages": [stage_detail(s) for s in (cert.get(STAGES) or ())[:MAX_STAGES]],
             "StageCount": len(cert.get(STAGES) or ()),
             "StagesTruncated": len(cert.get(STAGES) or ()) > MAX_STAGES,

@@ -258,6 +258,63 @@ class ClientCertificateInUse(Filter):
                 if r.get(STAGES) is not None and bool(r[STAGES]) == state]
 
 
+@ClientCertificate.filter_registry.register("kind")
+class ClientCertificateKind(Filter):
+    """Certificates of the given kinds (``kinds.py``): ``generated`` (API Gateway's own),
+    ``acm-imported``, ``acm-private``, ``acm-public``, ``acm-unknown`` (an ACM certificate a
+    stage presents that cannot be read). No API call: the listing says each one's kind.
+
+    A policy whose ``kind`` filters select no generated certificate cannot ``rotate``,
+    ``delete`` or tag anything (those act on API Gateway's own certificates only): refused
+    at load time.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: acm-client-certificates-expiring
+            resource: aws.apigw-client-certificate
+            filters:
+              - type: kind
+                kinds: [acm-imported, acm-private]
+              - type: expiring
+                days: 30
+    """
+
+    schema = type_schema("kind", required=["kinds"], kinds={
+        "type": "array", "minItems": 1, "uniqueItems": True,
+        "items": {"enum": sorted(kinds.ADAPTERS)}})
+    permissions = ("apigateway:GET",)
+    # Actions that only ever change API Gateway's own certificates.
+    GENERATED_ONLY = ("rotate", "delete", "tag", "remove-tag", "mark-for-op")
+
+    def iam_resources(self):
+        from .iam import apigateway_arn
+        from .usage import CERTIFICATE_PATHS
+        return {"apigateway:GET": [apigateway_arn(p) for p in CERTIFICATE_PATHS]}
+
+    def validate(self):
+        from c7n.exceptions import PolicyValidationError
+        policy = self.manager.data if self.manager else {}
+        if kinds.Generated.name in self.data["kinds"]:
+            return self
+        acting = [a.get("type") if isinstance(a, dict) else a
+                  for a in policy.get("actions") or ()]
+        refused = [a for a in acting if a in self.GENERATED_ONLY]
+        if refused:
+            raise PolicyValidationError(
+                "policy:%s kind %s selects no generated certificate, and %s act(s) only on "
+                "API Gateway's own: nothing could be done (see each kind's actions in "
+                "kinds.py)" % (policy.get("name"), ", ".join(self.data["kinds"]),
+                               ", ".join(refused)))
+        return self
+
+    def process(self, resources, event=None):
+        wanted = set(self.data["kinds"])
+        return [r for r in resources if kinds.of(r).name in wanted]
+
+
 @ClientCertificate.filter_registry.register("template-owned")
 class TemplateOwned(Filter):
     """Certificates that a template owns, or that a stage a template owns uses (``state:

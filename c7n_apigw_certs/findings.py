@@ -25,8 +25,9 @@ from c7n.utils import chunks, dumps, get_partition, local_session
 from dateutil.parser import parse as parse_date
 from dateutil.tz import tzutc
 
-from . import usage
-from .filters import DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry
+from . import kinds, usage
+from .filters import (
+    CONDITION, CONDITION_DETAIL, DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry)
 from .resource import STAGES, ClientCertificate
 from .retire import error_text
 
@@ -67,10 +68,14 @@ def after(finding, now):
 
 
 def severity_of(cert):
-    """CRITICAL once expired, HIGH within ``HIGH_WITHIN_DAYS`` days, else MEDIUM: the policy's
+    """CRITICAL once expired or broken whatever its date (revoked, its CA expired, a public
+    ACM certificate: ``kinds.BROKEN``), HIGH when it cannot be read (``kinds.UNKNOWNS``), when
+    ACM's renewal of it failed, or within ``HIGH_WITHIN_DAYS`` days, else MEDIUM: the policy's
     filters decided that the certificate is worth a finding at all."""
-    if cert[EXPIRED]:
+    if cert[EXPIRED] or cert[CONDITION] in kinds.BROKEN:
         return CRITICAL
+    if cert[CONDITION] in kinds.UNKNOWNS + ("renewal-failed",):
+        return HIGH
     return HIGH if cert[DAYS_LEFT] <= HIGH_WITHIN_DAYS else MEDIUM
 
 
@@ -213,14 +218,18 @@ class ClientCertificateFinding(PostFinding):
         finding = super().get_finding(resources, existing_finding_id, created_at, updated_at)
         (cert,) = resources
         label = self.data.get("severity_label") or severity_of(cert)
-        finding["Severity"] = {"Label": label, "Original": str(cert[DAYS_LEFT])}
+        # The days left, or the condition when there are none to count (unknown).
+        original = str(cert[DAYS_LEFT]) if cert[DAYS_LEFT] is not None else cert[CONDITION]
+        finding["Severity"] = {"Label": label, "Original": original}
         finding["FindingProviderFields"] = {
-            "Severity": {"Label": label, "Original": str(cert[DAYS_LEFT])},
+            "Severity": {"Label": label, "Original": original},
             "Types": finding["Types"]}
         if not self.data.get("recommendation"):
             recommendation = finding.setdefault("Remediation", {}).setdefault(
                 "Recommendation", {})
-            recommendation["Text"] = REMEDIATION % {
+            # What rotate would do instead, for a certificate it does not replace (kinds.py).
+            instead = kinds.of(cert).rotate_step(cert, datetime.datetime.now(tz=tzutc()))
+            recommendation["Text"] = instead.message if instead else REMEDIATION % {
                 "id": cert["clientCertificateId"], "expires": cert[EXPIRES],
                 "when": "expired" if cert[EXPIRED] else "expires",
                 "stages": len(cert.get(STAGES) or ())}
@@ -230,10 +239,13 @@ class ClientCertificateFinding(PostFinding):
         details = {
             "clientCertificateId": r["clientCertificateId"],
             "description": r.get("description", ""),
-            "expires": r[EXPIRES],
+            "kind": kinds.of(r).name,
+            "expires": r[EXPIRES] or "unknown",
             "daysLeft": str(r[DAYS_LEFT]),
             "expired": str(r[EXPIRED]).lower(),
-            "expirySource": r[EXPIRY_SOURCE],
+            "expirySource": r[EXPIRY_SOURCE] or "",
+            "condition": r[CONDITION],
+            "conditionDetail": r[CONDITION_DETAIL],
             "stageCount": str(len(r.get(STAGES) or ())),
         }
         for n, stage in enumerate((r.get(STAGES) or ())[:MAX_STAGE_KEYS], 1):

@@ -10,13 +10,15 @@ Each adapter answers:
 - ``expiry(cert, now)``: a ``Verdict``: when a stage presenting it breaks if nobody acts
   (``expires``, None when it cannot be known), which date that is (``source``), and why
   (``condition``, with a ``detail`` for people);
-- ``delete_refusal(cert)``: why ``delete`` must not delete it, or None;
+- ``arn(cert, region)``: its ARN (API Gateway's form for its own, fact 4; the id for ACM's);
+- ``delete_refusal(cert)``, ``tag_refusal(cert)``: why ``delete`` must not delete it, or the
+  tag actions (API Gateway's ``TagResource``) not tag it, or None;
 - ``rotate_step(cert, now)``: None when ``rotate`` rotates it (generated certificates), else a
   ``Refusal``: a failure of that certificate with what to do instead, or a report only.
 
 Conditions (``c7n:condition``): ``expires`` (its own notAfter binds), ``ca-expires`` (a private
 certificate that ACM renews: its CA's notAfter binds), ``renewal-ineligible``,
-``renewal-failed``, ``renewal-pending``, ``renewal-unknown``, ``ca-inactive`` (a private
+``renewal-failed``, ``renewal-pending``, ``ca-inactive`` (a private
 certificate's own notAfter binds, because ACM will not renew it in time); broken now, whatever
 the window: ``expired``, ``revoked``, ``inactive`` (an ACM status other than ISSUED),
 ``ca-expired``, ``no-client-auth`` (a public ACM certificate: fact 95); and ``unknown``,
@@ -40,8 +42,7 @@ UNKNOWN = "c7n:unknown"
 BROKEN = ("expired", "revoked", "inactive", "ca-expired", "no-client-auth")
 UNKNOWNS = ("unknown", "ca-unknown")
 MATCH_ALWAYS = BROKEN + UNKNOWNS
-RENEWAL_AT_RISK = ("renewal-ineligible", "renewal-failed", "renewal-pending",
-                   "renewal-unknown", "ca-inactive")
+RENEWAL_AT_RISK = ("renewal-ineligible", "renewal-failed", "renewal-pending", "ca-inactive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +56,10 @@ class Verdict:
 @dataclasses.dataclass(frozen=True)
 class Refusal:
     """What ``rotate`` does instead of rotating: ``fail`` the certificate with ``message``, or
-    only report it (``fail`` false)."""
+    only report it (``fail`` false), as a problem (``problem``: a warning) or not."""
     message: str
     fail: bool = True
+    problem: bool = True
 
 
 # -- dates ------------------------------------------------------------------------------------
@@ -122,6 +124,13 @@ class Generated:
     replaces it (rotate.py)."""
     name = "generated"
 
+    def arn(self, cert, region):
+        from .resource import certificate_arn
+        return certificate_arn(region, cert["clientCertificateId"])
+
+    def tag_refusal(self, cert):
+        return None
+
     def expiry(self, cert, now):
         expires, source = effective_expiry(cert)
         return Verdict(expires, source, "expired" if expires <= now else "expires")
@@ -133,7 +142,22 @@ class Generated:
         return None
 
 
-class AcmImported:
+class Acm:
+    """What every ACM certificate shares: its ARN is its id; it is not API Gateway's to tag
+    or delete."""
+
+    def arn(self, cert, region):
+        return cert["clientCertificateId"]
+
+    def tag_refusal(self, cert):
+        return ("an ACM certificate (%s): its tags are ACM's (aws acm add-tags-to-certificate), "
+                "not API Gateway's: not tagged" % self.name)
+
+    def delete_refusal(self, cert):
+        return NEVER_DELETED % self.name
+
+
+class AcmImported(Acm):
     """Imported into ACM: ACM never renews it (fact 102); it lapses at the earliest notAfter of
     ACM's NotAfter, its PEM and its chain (fact 106)."""
     name = "acm-imported"
@@ -159,9 +183,6 @@ class AcmImported:
         return self.status_verdict(acm, expires, source, now) or Verdict(
             expires, source, "expires", "imported: ACM never renews it")
 
-    def delete_refusal(self, cert):
-        return NEVER_DELETED % self.name
-
     def rotate_step(self, cert, now):
         return Refusal(
             "acm-imported: ACM never renews an imported certificate and rotate does not "
@@ -179,8 +200,6 @@ class AcmPrivate(AcmImported):
 
     def renewal_risk(self, acm, authority):
         """(condition, detail) when ACM will not surely renew it, else None."""
-        if acm.get("DescribeError"):
-            return "renewal-unknown", acm["DescribeError"]
         if acm.get("RenewalEligibility") == "INELIGIBLE":
             return "renewal-ineligible", "ACM renewal INELIGIBLE"
         status = acm.get("RenewalStatus")
@@ -200,6 +219,8 @@ class AcmPrivate(AcmImported):
         broken = self.status_verdict(acm, own, "notAfter", now)
         if broken:
             return broken
+        if acm.get("DescribeError"):  # listed, but neither its renewal nor its CA is known
+            return Verdict(own, "notAfter", "ca-unknown", acm["DescribeError"])
         if authority.get("Error") or not authority.get("NotAfter"):
             return Verdict(own, "notAfter", "ca-unknown", authority.get(
                 "Error", "no CA named (CertificateAuthorityArn)"))
@@ -219,7 +240,8 @@ class AcmPrivate(AcmImported):
     def rotate_step(self, cert, now):
         verdict = self.expiry(cert, now)
         if verdict.condition == "ca-expires":
-            return Refusal("acm-private: ACM renews it; nothing to rotate", fail=False)
+            return Refusal("acm-private: ACM renews it; nothing to rotate", fail=False,
+                           problem=False)
         return Refusal("acm-private: ACM renews it, rotate does not; %s: %s" % (
             verdict.condition, verdict.detail), fail=False)
 
@@ -240,15 +262,12 @@ class AcmPublic(AcmImported):
                        "stages to an imported or a private certificate")
 
 
-class AcmUnknown:
+class AcmUnknown(Acm):
     """An ACM ARN a stage references that cannot be read (fact 108)."""
     name = "acm-unknown"
 
     def expiry(self, cert, now):
         return Verdict(None, None, "unknown", cert.get(UNKNOWN) or "ACM answered no type")
-
-    def delete_refusal(self, cert):
-        return NEVER_DELETED % self.name
 
     def rotate_step(self, cert, now):
         return Refusal("acm-unknown: cannot be read (%s): nothing is changed" % (

@@ -15,7 +15,7 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import chunks, local_session, type_schema
 from dateutil.tz import tzutc
 
-from .filters import DAYS_LEFT, annotate_expiry
+from .filters import CONDITION, CONDITION_DETAIL, DAYS_LEFT, annotate_expiry
 from .resource import ClientCertificate
 from .retire import error_text
 
@@ -42,13 +42,16 @@ class PutExpiryMetric(BaseAction):
 
     ``namespace`` (default ``C7N/APIGatewayClientCertificates``; not ``AWS/...``, which AWS
     reserves) and ``metric-name`` (default ``DaysToExpiry``) name the metric. The value goes to
-    the certificate's own region's CloudWatch, unit ``Count``, as two datapoints:
+    the certificate's own region's CloudWatch, unit ``Count``, as three datapoints:
 
     - dimensions ``ClientCertificateId`` and ``Region``: this certificate;
     - dimension ``Region`` alone: every certificate of the region, so that one alarm on its
       ``Minimum`` watches them all, including successors that a rotation creates later (a
       successor has a new id, so an alarm on one certificate's id goes silent once it is
-      replaced).
+      replaced);
+    - dimensions ``Region`` and ``Condition`` (``c7n:condition``): expired, revoked, a failed
+      ACM renewal, ... each apart. A certificate whose expiry cannot be known (an ACM
+      certificate that cannot be read) sends none; the run's log names it.
 
     The value is ``c7n:days-left`` as the ``expiring`` filter computes it (the earlier of
     ``expirationDate`` and the PEM's notAfter; whole days, rounded up), and it goes negative
@@ -102,7 +105,7 @@ class PutExpiryMetric(BaseAction):
         namespace = self.data.get("namespace", DEFAULT_NAMESPACE)
         client = local_session(self.manager.session_factory).client(
             "cloudwatch", region_name=region)
-        per_request = MAX_DATA // 2  # two datapoints a certificate
+        per_request = MAX_DATA // 3  # three datapoints a certificate
         unsent, errors = 0, []
         for batch in chunks(resources, per_request):
             data = [datum for cert in batch for datum in self.data_of(cert, region, now)]
@@ -127,8 +130,16 @@ class PutExpiryMetric(BaseAction):
         return None
 
     def data_of(self, cert, region, now):
-        """The certificate's two datapoints: by id and region, and by region alone."""
+        """The certificate's three datapoints: by id and region, by region alone, and by
+        region and condition (``c7n:condition``: ``expired``, ``revoked``, ``renewal-failed``,
+        ``ca-expires``...), so that an alarm can tell them apart. A certificate whose expiry
+        cannot be known (``unknown``) has no days to send: none, and a warning naming it."""
         annotate_expiry(cert, now)
+        if cert[DAYS_LEFT] is None:
+            self.log.warning("put-expiry-metric: client-certificate:%s is %s (%s): no "
+                             "datapoint", cert["clientCertificateId"], cert[CONDITION],
+                             cert[CONDITION_DETAIL])
+            return []
         datum = {"MetricName": self.data.get("metric-name", DEFAULT_METRIC_NAME),
                  "Timestamp": now, "Value": float(cert[DAYS_LEFT]), "Unit": UNIT}
         return [
@@ -136,4 +147,6 @@ class PutExpiryMetric(BaseAction):
                                      "Value": cert["clientCertificateId"]},
                                     {"Name": "Region", "Value": region}]),
             dict(datum, Dimensions=[{"Name": "Region", "Value": region}]),
+            dict(datum, Dimensions=[{"Name": "Region", "Value": region},
+                                    {"Name": "Condition", "Value": cert[CONDITION]}]),
         ]

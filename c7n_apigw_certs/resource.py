@@ -179,6 +179,6 @@ class ClientCertificate(query.QueryResourceManager):
 
     def get_arns(self, resources):
         """``arn:{partition}:apigateway:{region}::/clientcertificates/{id}`` (fact 4): no
-        account in API Gateway ARNs, which c7n's generic ARN would add."""
-        return [certificate_arn(self.config.region, r["clientCertificateId"])
-                for r in resources]
+        account in API Gateway ARNs, which c7n's generic ARN would add; an ACM certificate's
+        own ARN (``kinds.py``)."""
+        return [kinds.of(r).arn(r, self.config.region) for r in resources]

@@ -15,7 +15,7 @@ from c7n.exceptions import PolicyExecutionError
 from c7n.utils import local_session, type_schema
 from dateutil.tz import tzutc
 
-from . import owners, usage
+from . import kinds, owners, usage
 from .bundles import BundleError
 from .plan import PREDECESSOR, StateError, delete_blocker
 from .resource import ClientCertificate
@@ -79,7 +79,8 @@ class DeleteClientCertificate(BaseAction):
     is the old certificate of a rotation whose stages are not switched (or not deployed) yet or
     whose ``delete-after-days`` window has not passed, and when a template owns it
     (CloudFormation's tags, or the policy's ``owner-tags``: see ``template-owned``): remove it
-    from the template instead. ``c7n:deleted`` is true otherwise.
+    from the template instead. An ACM certificate that a stage presents is never deleted
+    (``c7n:deleted`` says why). ``c7n:deleted`` is true otherwise.
 
     :example:
 
@@ -119,6 +120,11 @@ class DeleteClientCertificate(BaseAction):
                                        % error_text(e)) from e
         for cert in resources:
             cert_id = cert["clientCertificateId"]
+            refusal = kinds.of(cert).delete_refusal(cert)
+            if refusal:  # an ACM certificate: never deleted (docs/aws-behaviour.md, fact 109)
+                cert["c7n:deleted"] = refusal
+                self.log.warning("client-certificate:%s is %s: not deleted", cert_id, refusal)
+                continue
             try:
                 cert["c7n:deleted"] = self.delete_one(retirer, listing, cert_id, now)
             except FAILURES as e:

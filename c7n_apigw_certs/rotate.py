@@ -24,7 +24,7 @@ from c7n.exceptions import PolicyExecutionError
 from c7n.utils import dumps, local_session, type_schema
 from dateutil.tz import tzutc
 
-from . import bundles, owners, plan, stages, usage
+from . import bundles, kinds, owners, plan, stages, usage
 from .handover import HandOver
 from .plan import (
     Failed, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, SWITCHED_STAGES,
@@ -102,9 +102,12 @@ class RotateClientCertificate(BaseAction):
     ``{region}``, ``{account_id}``; ``description`` knows ``{old_cert_id}``, ``{region}``,
     ``{account_id}``. A name with ``{api_id}`` or ``{stage_name}`` is one bundle per stage.
 
-    A certificate no stage uses is not rotated; see ``delete``. Each certificate records what
-    the run did under ``c7n:rotation`` (in ``action-rotate``); a failure stays with its
-    certificate and the run ends with an error listing every failure.
+    A certificate no stage uses is not rotated; see ``delete``. Only API Gateway's own
+    certificates are rotated: an imported ACM certificate fails with what to do instead
+    (re-import the renewed certificate under the same ARN, or move its stages to a private
+    certificate), a private one is left to ACM's renewal and its renewal's state recorded.
+    Each certificate records what the run did under ``c7n:rotation`` (in ``action-rotate``);
+    a failure stays with its certificate and the run ends with an error listing every failure.
 
     :example:
 
@@ -251,7 +254,7 @@ class Rotation:
                 self.failed(cert, Failed("the account id is unknown (sts:GetCallerIdentity "
                                          "failed), and a template uses {account_id}"))
             return
-        queue = list(self.resources)
+        queue = [cert for cert in self.resources if not self.refused(cert)]
         while queue:
             wave, queue = self.successors.wave(queue)
             for cert in wave:
@@ -263,6 +266,22 @@ class Rotation:
                         "generate: LimitExceededException: the region's quota of client "
                         "certificates is reached (%d exist; 60 by default)" % len(self.listing)))
                 break
+
+    def refused(self, cert):
+        """True for a certificate that rotate does not replace (an ACM certificate: its
+        adapter's ``rotate_step``, kinds.py): failed with what to do instead, or, for a private
+        certificate that ACM renews, recorded with its renewal's state. The others go on."""
+        refusal = kinds.of(cert).rotate_step(cert, self.now)
+        if refusal is None:
+            return False
+        if refusal.fail:
+            self.failed(cert, Failed(refusal.message))
+        else:
+            cert[RECORD]["skipped"] = refusal.message
+            (self.log.warning if refusal.problem else self.log.info)(
+                "client-certificate:%s not rotated: %s", cert["clientCertificateId"],
+                refusal.message)
+        return True
 
     def uses_account_id(self):
         data = self.action.data

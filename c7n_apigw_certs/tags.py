@@ -28,6 +28,7 @@ from c7n.tags import (
     DEFAULT_TAG, RemoveTag, Tag, TagActionFilter, TagDelayedAction, tag_value_schema)
 from c7n.utils import type_schema
 
+from . import kinds
 from .plan import PREFIX as ROTATION_PREFIX
 from .resource import ClientCertificate, certificate_arn
 from .retire import error_text
@@ -79,6 +80,11 @@ def call_each(action, resource_set, call, **params):
     failures = []
     for cert in resource_set:
         cert_id = cert["clientCertificateId"]
+        refusal = kinds.of(cert).tag_refusal(cert)
+        if refusal:
+            action.log.warning("client-certificate:%s %s skipped: %s", cert_id, action.type,
+                               refusal)
+            continue
         try:
             done = action.manager.retry(
                 call, resourceArn=certificate_arn(region, cert_id),

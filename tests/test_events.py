@@ -114,6 +114,7 @@ def test_the_shipped_policy_one_event_per_certificate(sandbox, tmp_path):
         "ClientCertificateId": near, "ClientCertificateArn": certificate_arn(REGION, near),
         "Description": "shared-backend", "DaysToExpiry": 5, "Expired": False,
         "ExpiresAt": (AT + 5 * DAY).isoformat(), "ExpirySource": "expirationDate",
+        "Kind": "generated", "Condition": "expires", "ConditionDetail": "",
         "StageCount": 2, "StagesTruncated": False,
         "Owner": None, "Region": REGION, "Account": ACCOUNT}
     assert stages == [
@@ -301,7 +302,8 @@ def test_the_document_names_the_bus():
     assert {"Sid": "EventsPutEvents", "Effect": "Allow", "Action": ["events:PutEvents"],
             "Resource": ["arn:aws:events:*:*:event-bus/default"]} in doc["Statement"]
     assert sorted(a for s in doc["Statement"] for a in s["Action"]) == [
-        "apigateway:GET", "events:PutEvents"]
+        "acm-pca:DescribeCertificateAuthority", "acm:DescribeCertificate", "acm:GetCertificate",
+        "acm:ListCertificates", "apigateway:GET", "events:PutEvents"]
 
 
 def test_the_document_of_a_bus_arn(tmp_path):

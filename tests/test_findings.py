@@ -90,7 +90,8 @@ def test_severity_by_urgency_stages_and_remediation(sandbox, tmp_path, estate):
     assert resource["Details"]["Other"] == {
         "clientCertificateId": estate["d3"], "description": "d3",
         "expires": (AT + 3 * DAY).isoformat(), "daysLeft": "3", "expired": "false",
-        "expirySource": "expirationDate", "stageCount": "2",
+        "expirySource": "expirationDate", "stageCount": "2", "kind": "generated",
+        "condition": "expires",
         "stage:1": "REST orders-api (%s) / prod" % estate["orders"],
         "stage:2": "WEBSOCKET live-updates (%s) / production" % estate["live"]}
     text = near["Remediation"]["Recommendation"]["Text"]
@@ -336,9 +337,13 @@ def test_dryrun_posts_nothing(sandbox, tmp_path, estate):
 def test_the_policy_needs_exactly_these_permissions(sandbox, tmp_path, estate):
     doc = iam.policy_document([POLICY_FILE])
     assert sorted(a for s in doc["Statement"] for a in s["Action"]) == [
-        "apigateway:GET", "securityhub:BatchImportFindings", "securityhub:GetFindings"]
-    assert {"Sid": "SecurityHubBatchImportFindingsGetFindings", "Effect": "Allow",
-            "Action": ["securityhub:BatchImportFindings", "securityhub:GetFindings"],
+        "acm-pca:DescribeCertificateAuthority", "acm:DescribeCertificate", "acm:GetCertificate",
+        "acm:ListCertificates", "apigateway:GET", "securityhub:BatchImportFindings",
+        "securityhub:GetFindings"]
+    assert {"Sid": "AcmListCertificatesSecurityHubBatchImportFindingsGetFindings",
+            "Effect": "Allow", "Action": ["acm:ListCertificates",
+                                          "securityhub:BatchImportFindings",
+                                          "securityhub:GetFindings"],
             "Resource": ["*"]} in doc["Statement"]
     # ... and are enough: the run as a role with only them (the sandbox checks API Gateway's).
     run_at(sandbox, tmp_path, extra=["--assume", assume_role_allowed(doc)])

@@ -152,10 +152,15 @@ def test_days_to_expiry_on_both_sides_of_expiry_and_of_a_threshold(sandbox, tmp_
 
 def test_dimensions_and_namespace(sandbox, tmp_path):
     first, second = make_cert(sandbox, 40), make_cert(sandbox, 50)
+    expired = make_cert(sandbox, -3)
     run_frozen(sandbox, tmp_path, metric_policy())
-    assert listed() == sorted(
+    # Two certificates of one condition share that series (moto's ListMetrics names it twice).
+    assert sorted(set(listed())) == sorted(
         [("DaysToExpiry", (("ClientCertificateId", first), ("Region", REGION))),
          ("DaysToExpiry", (("ClientCertificateId", second), ("Region", REGION))),
+         ("DaysToExpiry", (("ClientCertificateId", expired), ("Region", REGION))),
+         ("DaysToExpiry", (("Condition", "expired"), ("Region", REGION))),
+         ("DaysToExpiry", (("Condition", "expires"), ("Region", REGION))),
          ("DaysToExpiry", (("Region", REGION),))])
 
 
@@ -166,6 +171,7 @@ def test_namespace_and_metric_name_from_the_policy(sandbox, tmp_path):
     assert listed() == []
     assert listed(namespace="Platform/Certificates") == sorted(
         [("ClientCertificateDaysLeft", (("ClientCertificateId", cert), ("Region", REGION))),
+         ("ClientCertificateDaysLeft", (("Condition", "expires"), ("Region", REGION))),
          ("ClientCertificateDaysLeft", (("Region", REGION),))])
     assert read_back(by_id(cert), namespace="Platform/Certificates",
                      metric="ClientCertificateDaysLeft")["Minimum"] == 20
@@ -196,20 +202,22 @@ def test_the_shipped_policy_as_is(sandbox, tmp_path):
 
 def test_the_shipped_policy_needs_put_metric_data_on_everything():
     doc = iam.policy_document([str(POLICY_FILE)])
-    assert {"Sid": "CloudwatchPutMetricData", "Effect": "Allow",
-            "Action": ["cloudwatch:PutMetricData"], "Resource": ["*"]} in doc["Statement"]
+    assert {"Sid": "AcmListCertificatesCloudwatchPutMetricData", "Effect": "Allow",
+            "Action": ["acm:ListCertificates", "cloudwatch:PutMetricData"],
+            "Resource": ["*"]} in doc["Statement"]
     assert sorted(a for s in doc["Statement"] for a in s["Action"]) == [
-        "apigateway:GET", "cloudwatch:PutMetricData"]
+        "acm-pca:DescribeCertificateAuthority", "acm:DescribeCertificate", "acm:GetCertificate",
+        "acm:ListCertificates", "apigateway:GET", "cloudwatch:PutMetricData"]
 
 
 # -- failures, dry runs ------------------------------------------------------------------
 def test_a_failed_request_is_logged_and_the_others_are_still_sent(sandbox, tmp_path):
-    """Two requests (two datapoints a certificate, MAX_DATA a request); the first fails. Its
+    """Two requests (three datapoints a certificate, MAX_DATA a request); the first fails. Its
     certificates are named in the log, the second request is still sent, and the run fails
     with PolicyExecutionError (custodian exits 2). The fault hits the first request: the gate
     cannot tell which certificates a request carries (it does not parse a CBOR body), so the
     log line says which ones they were."""
-    per_request = MAX_DATA // 2
+    per_request = MAX_DATA // 3
     sandbox.switches(quota=per_request + 40)
     certs = {make_cert(sandbox, 100) for _ in range(per_request + 20)}
     sandbox.add_fault("PutMetricData", count=1, code="InvalidParameterValue", status=400,

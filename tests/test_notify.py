@@ -221,10 +221,12 @@ def test_notify_needs_to_and_transport(drop):
 
 def test_the_shipped_policy_needs_send_message():
     doc = iam.policy_document([str(POLICY_FILE)], region=REGION, account=ACCOUNT)
-    assert {"Sid": "SqsSendMessage", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+    assert {"Sid": "AcmListCertificatesSqsSendMessage", "Effect": "Allow",
+            "Action": ["acm:ListCertificates", "sqs:SendMessage"],
             "Resource": ["*"]} in doc["Statement"]
     assert sorted(a for s in doc["Statement"] for a in s["Action"]) == [
-        "apigateway:GET", "sqs:SendMessage"]
+        "acm-pca:DescribeCertificateAuthority", "acm:DescribeCertificate", "acm:GetCertificate",
+        "acm:ListCertificates", "apigateway:GET", "sqs:SendMessage"]
 
 
 def test_runs_under_the_generated_document_and_not_without_send_message(
@@ -236,8 +238,9 @@ def test_runs_under_the_generated_document_and_not_without_send_message(
     run_frozen(sandbox, tmp_path, str(POLICY_FILE), extra=["--assume", role])
     assert len(received(sandbox.queue_url)) == 1
 
-    narrowed = dict(doc, Statement=[s for s in doc["Statement"]
-                                    if s["Action"] != ["sqs:SendMessage"]])
+    narrowed = dict(doc, Statement=[dict(s, Action=[a for a in s["Action"]
+                                                    if a != "sqs:SendMessage"])
+                                    for s in doc["Statement"]])
     role = assume_role_allowed(narrowed, role="without-send-message")
     _, proc = run_frozen(sandbox, tmp_path, str(POLICY_FILE), extra=["--assume", role],
                          check=False)
