@@ -13,7 +13,7 @@ import datetime
 
 from . import owners, plan, stages
 from .owners import CLOUDFORMATION, describe
-from .plan import HANDED, LATE, PUBLISHED, SWITCHED_STAGES, Failed, stamp
+from .plan import HANDED, LATE, SWITCHED_STAGES, Failed, stamp
 
 STAGE_ACTION = "set ClientCertificateId to %s"
 OWNED = "its template owns it"
@@ -96,12 +96,12 @@ class HandOver:
     def split(self, old_id, tags):
         """The stages on the old certificate: (ours to switch, [(stage, owner, reason)])."""
         ours, handed = [], []
-        switched_before = plan.labels(tags, SWITCHED_STAGES)
         for stage in self.run.stage_map.get(old_id, []):
             found = owners.stage_owner(stage, self.owner_tags)
             if found is not None and not self.switch_owned:
                 handed.append((stage, found, OWNED))
-            elif "%s/%s" % (stage["apiId"], stage["stageName"]) in switched_before:
+            elif plan.has_label(tags, SWITCHED_STAGES,
+                                "%s/%s" % (stage["apiId"], stage["stageName"])):
                 # This action switched it, and it is on the old certificate again: a template
                 # (or a person) put it back. Switching it again would fight them.
                 handed.append((stage, found, MOVED_BACK))
@@ -123,17 +123,19 @@ class HandOver:
         run = self.run
         tags = run.listing[old_id].setdefault("tags", {})
         _, handed = self.split(old_id, tags)
-        places, fields = run.places(old_id, new_id, [stage for stage, _, _ in handed])
-        gate = max(plan.tag_time(tags, PUBLISHED), plan.tag_time(tags, LATE) or
-                   plan.tag_time(tags, PUBLISHED)) + plan.days(run.options.switch_after)
+        places, fields = run.places(old_id, new_id, [stage for stage, _, _ in handed],
+                                    recorded=True)
+        gate = plan.switch_gate(tags, run.options.switch_after)
         new_pem, cache = run.listing[new_id]["pemEncodedCertificate"], {}
         for stage, found, reason in handed:
             not_before = gate
             missing = {p: behind for p, behind in places.items()
                        if stage in behind and not run.trust.holds(p, new_pem, cache)}
-            if missing:  # came after publication: trust first, its owner switches later
-                run.trust.publish(missing, fields)
+            if missing:  # came after publication: trust first (its gate written before), its
+                # owner switches later
                 run.mark(old_id, {LATE: stamp(run.now)})
+                run.persist(old_id)
+                run.trust.publish(missing, fields)
                 cache.clear()
                 not_before = run.now + plan.days(run.options.switch_after)
             self.add(stage_entry(old_id, new_id, stage, found, stamp(not_before), reason,

@@ -6,14 +6,23 @@ A rotation of certificate OLD goes, across as many runs as its time gates ask::
     generate -> publish -> (wait switch-after-days) -> switch -> [deploy] -> (wait
     delete-after-days) -> retire
 
-State lives in tags on OLD (``c7n:rotation:*``, below), written in one ``TagResource`` call
-when a run is done with the certificate, and on the successor the tag ``predecessor``, set in the
-very call that creates it (docs/aws-behaviour.md, fact 4: tags on the certificate's ARN). Every
-step is re-checked against fresh state by its executor right before it changes anything: the
-plan says what is due, never that it is safe.
+State lives in tags on OLD (``c7n:rotation:*``, below), and on the successor the tag
+``predecessor``, set in the very call that creates it (docs/aws-behaviour.md, fact 4: tags on the
+certificate's ARN). A record that a gate depends on is written *before* the action it protects
+(``rotate.Rotation.persist``), merged into the certificate's tags as they are at that moment
+(fact 120). Every step is re-checked against fresh state by its executor right before it
+changes anything: the plan says what is due, never that it is safe.
+
+Every record is honoured whatever the options of the policy that reads it: a stage listed in
+``undeployed`` blocks retirement for a policy without ``redeploy`` too, a gate another policy
+recorded for its own destination (``trust:<digest>``) holds every policy's switch, and a gate
+that would let the certificate expire under a stage is never waited for (``EXPIRING``).
 """
+import base64
 import collections
 import datetime
+import hashlib
+import json
 
 from dateutil.parser import isoparse
 from dateutil.tz import tzutc
@@ -28,10 +37,20 @@ SWITCHED_STAGES = PREFIX + "switched"   # the stages this action switched ("api/
 UNDEPLOYED = PREFIX + "undeployed"      # stages switched whose deployment is not confirmed
 RETIRE_AFTER = PREFIX + "retire-after"  # switched-at + delete-after-days: the delete window
 HANDED = PREFIX + "handed-over"         # how many stages were left to their owner last run
+TRUST = PREFIX + "trust:"  # + a destination's digest: "<switch not before> <destination>"
 STATE_TAGS = (SUCCESSOR, PUBLISHED, LATE, SWITCHED, SWITCHED_STAGES, UNDEPLOYED, RETIRE_AFTER,
               HANDED)
+LIST_TAGS = (SWITCHED_STAGES, UNDEPLOYED)
+# Times where the later one is the safe one (a longer gate, a later window): two writers merge
+# to the later (``merged``).
+TIME_TAGS = (PUBLISHED, LATE, SWITCHED, RETIRE_AFTER)
 TAG_VALUE_LENGTH = 256  # an API Gateway tag value (docs/aws-behaviour.md, fact 35)
-ALL = "*"               # a list of stages too long for one tag value: every stage
+ALL = "*"               # a list of stages too long even as digests: every stage
+DIGEST = "#"            # an entry "#<6 hex>": a stage's digest, when labels outgrow the value
+MAX_TRUST_TAGS = 6      # destinations recorded per certificate (the 50-tag budget, fact 122)
+# A gate that passes this close to the old certificate's expiry is not waited for: a daily
+# schedule would run past the expiry first.
+EXPIRY_MARGIN = datetime.timedelta(days=1)
 
 # The steps.
 SKIP = "skip"          # nothing to rotate (reason)
@@ -43,6 +62,8 @@ DEPLOY = "deploy"      # redeploy switched stages whose deployment did not land
 HANDOVER = "hand-over"  # stages whose owner (a template) must switch them: say how
 DONE = "done"          # nothing left to do without delete-after-days
 RETIRE = "retire"      # drop from trust and delete, after fresh listings agree
+EXPIRING = "expiring"  # a gate past (or too near) expiry: switch what is trusted now, and fail
+UNCONFIRMED = "undeployed"  # stages switched, their deployment unconfirmed, and no redeploy
 
 Step = collections.namedtuple("Step", "name reason at", defaults=(None, None))
 Options = collections.namedtuple("Options", "switch_after delete_after redeploy")
@@ -78,19 +99,46 @@ def utc(when):
 
 
 def labels(tags, key):
-    """The stage labels (``api/stage``) a state tag lists; ``["*"]`` when it outgrew a tag."""
+    """The entries a stage list holds: labels (``api/stage``), digests (``#1a2b3c``) once the
+    labels outgrew a tag value, or ``["*"]`` when even the digests did."""
     return [label for label in (tags.get(key) or "").split() if label]
 
 
-def with_label(tags, key, label, add=True):
-    """The tag's new value with a label added (or removed). A list longer than a tag value
-    holds becomes ``*``: every stage, the safe side for both lists."""
+def digest(label):
+    """A stage's short digest: 24 bits, so about 30 stages fit a tag value, and a false match
+    among them is a one in half a million chance (on the safe side: a stage taken for switched
+    is handed over, never switched again)."""
+    return DIGEST + hashlib.sha256(label.encode()).hexdigest()[:6]
+
+
+def has_label(tags, key, label):
+    """Whether a stage list holds the stage, in either form (``*``: every stage does)."""
     found = labels(tags, key)
+    return label in found or digest(label) in found or ALL in found
+
+
+def encode_labels(found):
+    """A stage list as one tag value: labels while they fit, digests when they do not, ``*``
+    (every stage, the safe side for both lists) when even those do not."""
     if ALL in found:
         return ALL
-    found = sorted(set(found) | {label}) if add else [x for x in found if x != label]
-    value = " ".join(found)
+    value = " ".join(sorted(set(found)))
+    if len(value) <= TAG_VALUE_LENGTH:
+        return value
+    value = " ".join(sorted({x if x.startswith(DIGEST) else digest(x) for x in found}))
     return value if len(value) <= TAG_VALUE_LENGTH else ALL
+
+
+def with_label(tags, key, label, add=True):
+    """The tag's new value with a label added (or removed, in either form)."""
+    found = labels(tags, key)
+    if not add and label == ALL:
+        return ""  # every stage named: cleared as a whole
+    if ALL in found:
+        return ALL
+    if add:
+        return encode_labels(found + [label])
+    return encode_labels([x for x in found if x not in (label, digest(label))])
 
 
 def undeployed(tags):
@@ -117,14 +165,65 @@ def handed_count(tags):
     return int(value)
 
 
-def next_step(tags, successor, on_old, now, options, rotating_predecessor=None, handed=0):
+def dest_digest(dest):
+    """The key of a destination's record: a digest of its kind and its name templates (not its
+    tier: the same place in another tier is the same place)."""
+    canonical = "\n".join([dest["type"]] + ["%s=%s" % (k, dest[k]) for k in ("name", "bucket",
+                                                                          "key") if k in dest])
+    return TRUST + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def trust_value(not_before, dest):
+    """A destination's record: when its gate passes, then the destination itself (base64 of its
+    JSON: tag values allow letters, digits, spaces and ``_ . : / = + - @`` only, fact 121) so
+    that a policy that does not name it can still read it; the time alone when it is too long
+    for a tag value (then only the policies that name it check it)."""
+    text = json.dumps(dest, sort_keys=True, separators=(",", ":")).encode()
+    value = "%s %s" % (stamp(not_before), base64.b64encode(text).decode())
+    return value if len(value) <= TAG_VALUE_LENGTH else stamp(not_before)
+
+
+def trust_records(tags):
+    """{key: (switch not before, destination or None)} of every destination recorded."""
+    found = {}
+    for key, value in tags.items():
+        if not key.startswith(TRUST):
+            continue
+        when, _, encoded = (value or "").partition(" ")
+        at = tag_time({key: when}, key)
+        dest = None
+        if encoded:
+            try:
+                dest = json.loads(base64.b64decode(encoded, validate=True))
+            except ValueError as e:
+                raise StateError("tag %s is %r, not a destination (%s)" % (key, value, e)) from e
+            if not isinstance(dest, dict) or dest.get("type") not in ("ssm", "s3"):
+                raise StateError("tag %s names %r, not a destination" % (key, dest))
+        found[key] = (at, dest)
+    return found
+
+
+def switch_gate(tags, switch_after):
+    """When the stages still on the old certificate may switch: this policy's days after the
+    latest publication, and never before any destination's own recorded gate (another policy's
+    too)."""
+    published = tag_time(tags, PUBLISHED)
+    latest = max(published, tag_time(tags, LATE) or published)
+    gates = [latest + days(switch_after)] + [at for at, _ in trust_records(tags).values()]
+    return max(gates)
+
+
+def next_step(tags, successor, on_old, now, options, rotating_predecessor=None, handed=0,
+              expires=None, destinations=()):
     """The next step for one certificate.
 
     ``tags``: the old certificate's tags now; ``successor``: its successor's id or None;
     ``on_old``: how many stages on the old certificate this action may switch; ``handed``: how
     many are left to their owner (a template owns them, or moved them back); ``now``: the run's
     time; ``options``: the policy's ``Options``; ``rotating_predecessor``: the id of this
-    certificate's own predecessor while that one's rotation still has stages to move here.
+    certificate's own predecessor while that one's rotation still has stages to move here;
+    ``expires``: the old certificate's expiry; ``destinations``: the record keys
+    (``dest_digest``) of this policy's own destinations, each published once before any switch.
     """
     if rotating_predecessor:
         return Step(SKIP, "successor of %s, whose rotation is under way" % rotating_predecessor)
@@ -132,9 +231,8 @@ def next_step(tags, successor, on_old, now, options, rotating_predecessor=None, 
         if not on_old and not handed:
             return Step(SKIP, "used by no stage")
         return Step(GENERATE)
-    published = tag_time(tags, PUBLISHED)
-    if published is None:
-        return Step(PUBLISH)
+    if tag_time(tags, PUBLISHED) is None or any(key not in tags for key in destinations):
+        return Step(PUBLISH)  # a destination this policy names and no run published yet
     # A stage handed over earlier is on the successor now: its owner switched it, and the
     # delete window starts again from that.
     moved = handed < handed_count(tags)
@@ -143,9 +241,11 @@ def next_step(tags, successor, on_old, now, options, rotating_predecessor=None, 
         # Stages still on the old certificate were either there at publication or came later;
         # those that came later had their trust published at LATE, so the latest publication
         # gates them all (the stages already switched never waited for a late one).
-        latest = max(published, tag_time(tags, LATE) or published)
-        switch_at = latest + days(options.switch_after)
+        switch_at = switch_gate(tags, options.switch_after)
         if now < switch_at:
+            if on_old and expires is not None and switch_at + EXPIRY_MARGIN > expires:
+                return Step(EXPIRING, "the switch gate %s is too close to the expiry %s" % (
+                    stamp(switch_at), stamp(expires)), switch_at)
             waiting = Step(WAIT, "switch at %s" % stamp(switch_at), switch_at)
         elif on_old or moved or (SWITCHED not in tags and not handed):
             return Step(SWITCH)
@@ -162,7 +262,34 @@ def next_step(tags, successor, on_old, now, options, rotating_predecessor=None, 
     retire_at = tag_time(tags, SWITCHED) + days(options.delete_after)
     if now < retire_at:
         return Step(WAIT, "delete at %s" % stamp(retire_at), retire_at)
+    if deploy_pending(tags):  # recorded by a policy that redeploys; this one does not
+        return Step(UNCONFIRMED, " ".join(undeployed(tags)))
     return Step(RETIRE)
+
+
+def merged(current, ours, edits):
+    """The tags to write: ``ours`` (values) and ``edits`` (``[(key, label, add)]`` on stage
+    lists) applied to the certificate's tags as they are ``current``ly, not as the run first
+    listed them, so that another run's entries survive. Of two times of a gate, the later one
+    stays (the safe side). Only the keys that change."""
+    out = {}
+    for key, value in ours.items():
+        if key in TIME_TAGS or key.startswith(TRUST):
+            mine, theirs = (tag_time({key: v.partition(" ")[0]}, key) if v else None
+                            for v in (value, current.get(key)))
+            if theirs is not None and mine is not None and theirs > mine:
+                value = current[key]
+        if current.get(key) != value:
+            out[key] = value
+    view = dict(current, **out)
+    for key, label, add in edits:
+        value = with_label(view, key, label, add)
+        view[key] = value
+        if current.get(key, "") != value:
+            out[key] = value
+        else:
+            out.pop(key, None)
+    return out
 
 
 def delete_blocker(tags, predecessor_state, now):

@@ -22,9 +22,9 @@ from botocore.config import Config
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError
 from c7n.utils import dumps, local_session, type_schema
-from dateutil.tz import tzutc
 
 from . import bundles, kinds, owners, plan, stages, usage
+from .clock import AccountClock, SkewError
 from .handover import HandOver
 from .plan import (
     Failed, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, SWITCHED_STAGES,
@@ -41,6 +41,10 @@ DESCRIPTION_FIELDS = {"old_cert_id", "region", "account_id"}
 DEFAULT_DESCRIPTION = "Rotated from {old_cert_id} by c7n-apigw-certs"
 MAX_TAGS = 50          # tags on one API Gateway resource, aws: keys aside (facts 35, 60)
 MAX_STEPS = 8          # a certificate takes at most this many steps in one run
+TAG_ATTEMPTS = 3       # merged tag writes, each read back, before giving up (fact 120)
+# The tags a certificate needs room for, beyond its own: its rotation's state, its successor's
+# (or its own) predecessor tag, and the records of its destinations (fact 122).
+STATE_ROOM = len(plan.STATE_TAGS) + 1 + plan.MAX_TRUST_TAGS
 # A successor that lost a race is deleted only by a later run, once it is this old and unused:
 # a run that is still going may have found it and be about to switch a stage to it.
 ORPHAN_AGE = datetime.timedelta(days=1)
@@ -61,7 +65,7 @@ def copied_tags(tags, log, old_id, owner_tags=()):
     no rotation state, no tag that marks a template's resources (the successor is ours, not the
     template's); room left for the predecessor tag and for its own rotation's state."""
     keep = {k: v for k, v in sorted(user_tags(tags).items()) if k not in owner_tags}
-    room = MAX_TAGS - 1 - len(plan.STATE_TAGS)
+    room = MAX_TAGS - STATE_ROOM
     if len(keep) > room:
         log.warning("client-certificate:%s has more tags than a successor can carry with its "
                     "rotation state: not copied: %s", old_id, ", ".join(sorted(keep)[room:]))
@@ -150,7 +154,9 @@ class RotateClientCertificate(BaseAction):
         without ``delete-after-days``: a run that loses a race deletes its own successor."""
         from .iam import apigateway_arn
         paths = {
-            "apigateway:GET": usage.LISTING_PATHS,
+            # GetClientCertificate: the certificate's tags read again right before each write
+            # of its state and before its retirement (fact 120).
+            "apigateway:GET": usage.LISTING_PATHS + ("/clientcertificates/*",),
             "apigateway:POST": ("/clientcertificates",),
             "apigateway:PUT": ("/tags/*",),
             # TagResource is listed under PATCH, POST and PUT; a test against AWS found PATCH on
@@ -205,13 +211,14 @@ class Rotation:
     def __init__(self, action, resources):
         self.action, self.log, self.manager = action, action.log, action.manager
         self.resources = resources
-        self.now = datetime.datetime.now(tz=tzutc())
+        self.clock = AccountClock()
+        self.now = self.clock.now()
         data = action.data
         self.options = Options(data["switch-after-days"], data.get("delete-after-days"),
                                bool(data.get("redeploy")))
         region = self.manager.config.region
         session = local_session(self.manager.session_factory)
-        self.apigw = session.client("apigateway", region_name=region)
+        self.apigw = self.clock.watch(session.client("apigateway", region_name=region))
         self.fields = {"region": region, "account_id": self.manager.config.account_id or ""}
         self.stores = Stores(self.manager.session_factory, region, self.manager.retry)
         self.trust = Trust(self)
@@ -219,7 +226,8 @@ class Rotation:
         self.switcher = Switcher(self, stages.adapters(session, region, self.manager.retry))
         self.retirement = Retirement(self)
         self.hand_over = HandOver(self)
-        self.pending, self.due, self.failures = {}, [], []
+        self.pending, self.edits, self.due, self.failures = {}, {}, [], []
+        self.own_keys = [plan.dest_digest(d) for d in data["publish"]]
         self.listing, self.stage_map = {}, {}
 
     def successor_source(self, session, region):
@@ -247,6 +255,14 @@ class Rotation:
             for cert in self.resources:
                 self.failed(cert, Failed("listing: %s" % error_text(e)))
             return
+        try:  # every gate from AWS's time, once the listings' answers dated it
+            self.clock.check()
+        except SkewError as e:
+            for cert in self.resources:
+                self.failed(cert, Failed("clock: %s" % e))
+            return
+        self.now = self.clock.now()
+        self.log.debug("rotation time %s, from %s", stamp(self.now), self.clock.source)
         if not self.fields["account_id"] and self.uses_account_id():
             # c7n leaves the account id empty when STS cannot be reached (fact 43): a bundle
             # name rendered without it is not the one the backends read.
@@ -290,15 +306,39 @@ class Rotation:
         return any("account_id" in template_fields(t) for t in templates)
 
     def persist(self, cert_id):
-        """Write a certificate's pending state now: what must survive a death before the next
-        change (``undeployed``, before a switch with ``redeploy``)."""
-        tags = self.pending.pop(cert_id, None)
-        if tags:
-            try:
-                self.manager.retry(self.apigw.tag_resource, resourceArn=certificate_arn(
-                    self.manager.config.region, cert_id), tags=tags)
-            except FAILURES as e:
-                raise Failed("tag: %s" % error_text(e)) from e
+        """Write a certificate's pending state now, merged into its tags as they are now (read
+        again, not the start-of-run listing: another run may have written since), and read back;
+        merged again if another writer's change landed in between (fact 120). Called before
+        each change that a record protects, and when the run is done with the certificate."""
+        ours, edits = self.pending.pop(cert_id, {}), self.edits.pop(cert_id, [])
+        if not ours and not edits:
+            return
+        arn = certificate_arn(self.manager.config.region, cert_id)
+        try:
+            current = self.fresh_tags(cert_id)
+            for _ in range(TAG_ATTEMPTS):
+                out = plan.merged(current, ours, edits)
+                if not out:
+                    break
+                room = {k for k in list(current) + list(out) if not k.lower().startswith("aws:")}
+                if len(room) > MAX_TAGS:
+                    raise Failed("tag: the certificate would have %d tags, more than the %d a "
+                                 "resource can have; remove some of its own" % (
+                                     len(room), MAX_TAGS))
+                self.manager.retry(self.apigw.tag_resource, resourceArn=arn, tags=out)
+                current = self.fresh_tags(cert_id)
+            else:
+                if plan.merged(current, ours, edits):
+                    raise Failed("tag: other writers kept changing the certificate's tags: "
+                                 "gave up after %d attempts" % TAG_ATTEMPTS)
+        except FAILURES as e:
+            raise Failed("tag: %s" % error_text(e)) from e
+        if cert_id in self.listing:
+            self.listing[cert_id]["tags"] = current
+
+    def fresh_tags(self, cert_id):
+        return self.manager.retry(self.apigw.get_client_certificate,
+                                  clientCertificateId=cert_id).get("tags") or {}
 
     def failed(self, cert, error):
         cert_id, record = cert["clientCertificateId"], cert[RECORD]
@@ -308,10 +348,17 @@ class Rotation:
         self.log.error("client-certificate:%s rotation failed: %s", cert_id, text)
 
     def mark(self, cert_id, tags):
-        """Note state on a certificate; ``flush`` writes it in one call when the run is done
-        with that certificate, or stopped by a failure."""
+        """Note state on a certificate; ``persist`` writes it, before the change it protects
+        or when the run is done with that certificate (``flush``)."""
         self.listing[cert_id].setdefault("tags", {}).update(tags)
         self.pending.setdefault(cert_id, {}).update(tags)
+
+    def mark_label(self, cert_id, key, label, add=True):
+        """Add (or remove) a stage in a stage list: an edit, applied to the tags as they are
+        when written, so that another run's entries stay."""
+        tags = self.listing[cert_id].setdefault("tags", {})
+        tags[key] = plan.with_label(tags, key, label, add)
+        self.edits.setdefault(cert_id, []).append((key, label, add))
 
     def flush(self, cert):
         try:
@@ -333,6 +380,7 @@ class Rotation:
 
     def steps(self, cert, record):
         old_id = cert["clientCertificateId"]
+        options = self.options
         for _ in range(MAX_STEPS):
             old = self.listing.get(old_id)
             if old is None:
@@ -341,8 +389,9 @@ class Rotation:
             new_id = self.successors.chosen.get(old_id)
             tags = old.get("tags", {})
             ours, handed = self.hand_over.split(old_id, tags)
-            step = plan.next_step(tags, new_id, len(ours), self.now, self.options,
-                                  self.rotating_predecessor(old), len(handed))
+            step = plan.next_step(tags, new_id, len(ours), self.now, options,
+                                  self.rotating_predecessor(old), len(handed),
+                                  plan.utc(old["expirationDate"]), self.own_keys)
             if step.name in (plan.SKIP, plan.GENERATE):  # GENERATE here: deferred by a race
                 record.setdefault("skipped", step.reason or "successor deferred")
                 return
@@ -360,6 +409,18 @@ class Rotation:
             if step.name == plan.RETIRE:
                 self.due.append((cert, new_id))
                 return
+            if step.name == plan.UNCONFIRMED:
+                record["undeployed"] = step.reason
+                raise Failed(
+                    "stage(s) %s were switched to client-certificate:%s but their deployment is "
+                    "not confirmed (tag %s), and this policy does not redeploy: the old "
+                    "certificate stays trusted and is not deleted. Deploy them, or run a policy "
+                    "with 'redeploy: true' (or, for a stage that is gone, remove it from the "
+                    "tag)" % (step.reason, new_id, UNDEPLOYED))
+            if step.name == plan.EXPIRING:
+                self.switcher.urgent(old_id, new_id, record, step)
+            if step.name == plan.DEPLOY:  # once a run: what it could not deploy stays listed
+                options = options._replace(redeploy=False)
             executor = {plan.PUBLISH: self.trust.step, plan.SWITCH: self.switcher.step,
                         plan.DEPLOY: self.switcher.deploy_step}[step.name]
             executor(old_id, new_id, record)
@@ -371,9 +432,30 @@ class Rotation:
             return predecessor
         return None
 
-    def places(self, old_id, new_id, stage_list):
+    def places(self, old_id, new_id, stage_list, recorded=False):
+        """{Location: [stages behind it]} of this policy's destinations; with ``recorded``,
+        also of every destination another policy recorded on the old certificate (read from
+        its tag), which this policy must keep trusted too (fact 123)."""
         fields = dict(self.fields, cert_id=new_id, old_cert_id=old_id)
-        return locations(self.action.data["publish"], fields, stage_list), fields
+        destinations = list(self.action.data["publish"])
+        if recorded:
+            tags = self.listing.get(old_id, {}).get("tags", {})
+            for key, (_, dest) in sorted(plan.trust_records(tags).items()):
+                if dest is not None and key not in self.own_keys:
+                    destinations.append(dest)
+        return locations(destinations, fields, stage_list), fields
+
+    def recorded(self, old_id, destinations):
+        """The records of destinations just published: a gate for each (now +
+        switch-after-days), within the room the certificate's tags have."""
+        at = self.now + plan.days(self.options.switch_after)
+        tags = {plan.dest_digest(dest): plan.trust_value(at, dest) for dest in destinations}
+        known = plan.trust_records(self.listing[old_id].get("tags", {}))
+        if len(set(known) | set(tags)) > plan.MAX_TRUST_TAGS:
+            raise Failed("publish: %d destinations recorded for this certificate, more than the "
+                         "%d its tags have room for" % (len(set(known) | set(tags)),
+                                                        plan.MAX_TRUST_TAGS))
+        return tags
 
     def switched(self, old_id):
         """A stage moved (or none needed to): the clock of the delete window starts again."""
@@ -417,6 +499,15 @@ class Retirement:
         if reason:
             record["not-deleted"] = reason
             return False
+        try:
+            reason = self.blocked(old_id, new_id, fresh)
+        except (Failed,) + FAILURES as e:
+            run.failed(cert, e)
+            return False
+        if reason:
+            record["not-deleted"] = reason
+            self.log.warning("client-certificate:%s not deleted: %s", old_id, reason)
+            return False
         try:  # nothing presents it: delete it, then stop trusting it (if the delete fails
             # it still exists and is still trusted; if the untrusting fails, a dead PEM stays)
             self.retirer.delete(old_id)
@@ -431,6 +522,29 @@ class Retirement:
         self.log.info("client-certificate:%s deleted; its stages use client-certificate:%s",
                       old_id, new_id)
         return True
+
+    def blocked(self, old_id, new_id, fresh):
+        """Why not to retire now, from what the account says right before: the certificate's
+        tags read again (another policy or run may have recorded an undeployed stage or a
+        longer window since this run listed them), and every destination of every stage on the
+        successor, this policy's and those recorded by others, read: each must hold the
+        successor, which is all those stages will present once the old one is gone. One that
+        lacks it gets it now, and the old certificate waits for a later run."""
+        run = self.run
+        tags = run.fresh_tags(old_id)
+        run.listing[old_id]["tags"] = tags
+        reason = plan.delete_blocker(tags, None, run.now)
+        if reason:
+            return reason
+        places, fields = run.places(old_id, new_id, fresh.get(new_id, []), recorded=True)
+        new_pem, cache = run.listing[new_id]["pemEncodedCertificate"], {}
+        lacking = {place: behind for place, behind in places.items()
+                   if not run.trust.holds(place, new_pem, cache)}
+        if not lacking:
+            return None
+        run.trust.publish(lacking, fields)
+        return "%s lacked the successor: published now, retired by a later run" % ", ".join(
+            sorted(place.label for place in lacking))
 
     def delete_orphan(self, orphan_id, cert):
         """A successor this run made and lost a race with, or an unused extra one."""
@@ -536,10 +650,12 @@ class Successors:
         old = self.run.listing[old_id]
         description = self.run.action.data.get("description", DEFAULT_DESCRIPTION).format(
             old_cert_id=old_id, **self.run.fields)
-        if len(user_tags(old.get("tags"))) + len(plan.STATE_TAGS) > MAX_TAGS:
+        if len(user_tags(old.get("tags"))) + STATE_ROOM > MAX_TAGS:
+            # Counted with every key the rotation may add: its state, the predecessor tag (the
+            # old certificate's own, or its successor's) and the destinations' records.
             raise Failed("generate: the certificate has %d tags: its rotation needs room for %d "
                          "more (at most %d a resource); remove some first"
-                         % (len(user_tags(old.get("tags"))), len(plan.STATE_TAGS), MAX_TAGS))
+                         % (len(user_tags(old.get("tags"))), STATE_ROOM, MAX_TAGS))
         try:
             made = self.run.manager.retry(
                 self.generator.generate_client_certificate, description=description,
@@ -603,11 +719,21 @@ class Trust:
         self.run = run
 
     def step(self, old_id, new_id, record):
-        """PUBLISH: trust for every stage on the old certificate."""
+        """PUBLISH: trust for every stage of the rotation in every destination of this policy,
+        the first time, or when it names a destination no run published yet (added, renamed,
+        or another policy went first). Each destination's gate is recorded before it is
+        written (a record lost after the write would shorten the gate)."""
         run = self.run
-        places, fields = run.places(old_id, new_id, run.stage_map.get(old_id, []))
+        tags = run.listing[old_id].get("tags", {})
+        stage_list = run.stage_map.get(old_id, []) + run.stage_map.get(new_id, [])
+        places, fields = run.places(old_id, new_id, stage_list)
+        marks = run.recorded(old_id, [dest for dest in run.action.data["publish"]
+                                      if plan.dest_digest(dest) not in tags])
+        if PUBLISHED not in tags:
+            marks[PUBLISHED] = stamp(run.now)
+        run.mark(old_id, marks)
+        run.persist(old_id)
         record["published"] = self.publish(places, fields)
-        run.mark(old_id, {PUBLISHED: stamp(run.now)})
 
     def pems(self, ids):
         """The PEMs to trust for these certificates: one each, or a CA chain for a successor
@@ -682,20 +808,25 @@ class Switcher:
         run.hand_over.count(old_id, handed)
 
     def switch(self, old_id, new_id, stage_list, record):
+        """Each stage, once every destination behind it holds what it will present: this
+        policy's and those other policies recorded (each read now)."""
         run = self.run
-        places, fields = run.places(old_id, new_id, stage_list)
+        places, fields = run.places(old_id, new_id, stage_list, recorded=True)
         new_pem = run.listing[new_id]["pemEncodedCertificate"]
         switched, late, cache = [], [], {}
         record["switched"] = switched
         for stage in stage_list:
             label = stages.stage_label(stage)
             lacking, without_new = run.trust.lacking(places, stage, fields, new_pem, cache)
+            if without_new:  # backends get switch-after-days to pick the successor up: the
+                # gate is written before the trust, so that losing it cannot shorten it
+                run.mark(old_id, {LATE: stamp(run.now)})
+                run.persist(old_id)
+                late.append(label)
             if lacking:  # trust first: a stage that came later, or a PEM someone removed
                 run.trust.publish(lacking, fields)
                 cache.clear()
-            if without_new:  # backends get switch-after-days to pick the successor up
-                run.mark(old_id, {LATE: stamp(run.now)})
-                late.append(label)
+            if without_new:
                 continue
             adapter = self.adapters[stage["protocol"]]
             current = adapter.current(stage)
@@ -705,14 +836,25 @@ class Switcher:
                 self.move(stage, old_id, current)
                 continue
             short = label[len("stage:"):]
-            if run.options.redeploy:  # recorded before the switch: a death in between is safe
-                run.mark(old_id, {UNDEPLOYED: plan.with_label(
-                    run.listing[old_id]["tags"], UNDEPLOYED, short)})
-                run.persist(old_id)
-            adapter.switch(stage, new_id)
-            run.switched(old_id)  # marked at once: a later failure must not lose it
-            run.mark(old_id, {SWITCHED_STAGES: plan.with_label(
-                run.listing[old_id]["tags"], SWITCHED_STAGES, short)})
+            # Recorded before the switch, so that no failure or death after it loses them:
+            # which stage this action switched (the revert guard), when (the delete window),
+            # and, with redeploy, that its deployment is not confirmed yet.
+            run.switched(old_id)
+            run.mark_label(old_id, SWITCHED_STAGES, short)
+            if run.options.redeploy:
+                run.mark_label(old_id, UNDEPLOYED, short)
+            run.persist(old_id)
+            try:
+                adapter.switch(stage, new_id)
+            except FAILURES:
+                run.mark_label(old_id, SWITCHED_STAGES, short, add=False)
+                run.mark_label(old_id, UNDEPLOYED, short, add=False)
+                try:  # not switched after all: else a later run takes it for moved back
+                    run.persist(old_id)
+                except Failed as e:
+                    self.log.warning("client-certificate:%s %s not switched, but still listed "
+                                     "as switched: %s", old_id, label, e)
+                raise
             self.move(stage, old_id, new_id)
             switched.append(label)
             self.log.info("client-certificate:%s %s switched to client-certificate:%s",
@@ -742,19 +884,46 @@ class Switcher:
             except FAILURES as e:
                 record["undeployed"] = run.listing[old_id]["tags"].get(UNDEPLOYED, "")
                 raise Failed("deploy %s: %s" % (stages.stage_label(stage), error_text(e))) from e
-            run.mark(old_id, {UNDEPLOYED: plan.with_label(
-                run.listing[old_id]["tags"], UNDEPLOYED, short, add=False)})
+            run.mark_label(old_id, UNDEPLOYED, short, add=False)
             record.setdefault("deployed", []).append(stages.stage_label(stage))
 
     def deploy_step(self, old_id, new_id, record):
         """DEPLOY: the stages this action switched whose deployment is not confirmed. A stage a
         template owns is its owner's to deploy (the hand-over says so), never ours."""
         run = self.run
-        wanted = set(plan.undeployed(run.listing[old_id].get("tags", {})))
-        on_new = [s for s in run.stage_map.get(new_id, [])
-                  if plan.ALL in wanted or "%s/%s" % (s["apiId"], s["stageName"]) in wanted]
-        if plan.ALL in wanted:
+        tags = run.listing[old_id].get("tags", {})
+        every = plan.ALL in plan.undeployed(tags)
+        on_new = [s for s in run.stage_map.get(new_id, []) if plan.has_label(
+            tags, UNDEPLOYED, stages.stage_label(s)[len("stage:"):])]
+        if every:
             on_new = [s for s in on_new if owners.stage_owner(s, run.hand_over.owner_tags)
                       is None or run.hand_over.switch_owned]
         self.deploy(old_id, new_id, on_new, record)
-        run.mark(old_id, {UNDEPLOYED: ""})
+        if every:
+            run.mark_label(old_id, UNDEPLOYED, plan.ALL, add=False)
+
+    def urgent(self, old_id, new_id, record, step):
+        """EXPIRING: the switch gate would pass too close to (or after) the old certificate's
+        expiry. Waiting is an outage, so every stage whose destinations already hold the
+        successor switches now; a stage whose trust was lacking gets it now and switches on the
+        next run. Either way the run fails, naming the stages and the dates."""
+        run = self.run
+        expires = plan.utc(run.listing[old_id]["expirationDate"])
+        self.log.error("client-certificate:%s expires at %s, before its stages' switch gate "
+                       "(%s) and its margin: switching at once what is trusted", old_id,
+                       stamp(expires), step.reason)
+        ours, _ = run.hand_over.split(old_id, run.listing[old_id].get("tags", {}))
+        # A stage whose trust this very run published is not "published": its backends had no
+        # time at all to read it. It switches on the next run.
+        late = list(record.get("late", ()))
+        switched, more = self.switch(old_id, new_id, [
+            s for s in ours if stages.stage_label(s) not in late], record)
+        late += more
+        record["expiring"] = {"expires": stamp(expires), "gate": stamp(step.at),
+                              "switched": list(switched), "not-switched": list(late)}
+        raise Failed(
+            "expires at %s, before the switch gate %s of its stage(s) (switch-after-days %s): "
+            "switched at once: %s; not switched, their trust was lacking and is published now "
+            "(the next run switches them): %s" % (
+                stamp(expires), stamp(step.at), run.options.switch_after,
+                ", ".join(switched) or "none", ", ".join(late) or "none"))

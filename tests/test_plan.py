@@ -5,7 +5,8 @@ import pytest
 
 from c7n_apigw_certs import plan
 from c7n_apigw_certs.plan import (
-    LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, UNDEPLOYED,
+    LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, SWITCHED_STAGES,
+    UNDEPLOYED,
     Options, delete_blocker, next_step, stamp)
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.timezone.utc)
@@ -86,9 +87,28 @@ def test_stage_lists_in_a_tag_value():
     tags[UNDEPLOYED] = plan.with_label({UNDEPLOYED: value}, UNDEPLOYED, "def/dev")
     assert plan.undeployed(tags) == ["abc/prod", "def/dev"]
     assert plan.with_label(tags, UNDEPLOYED, "abc/prod", add=False) == "def/dev"
-    long = {UNDEPLOYED: " ".join("a%08d/stage" % i for i in range(16))}
-    assert plan.with_label(long, UNDEPLOYED, "zzz/prod") == plan.ALL  # past 256 characters
     assert plan.with_label({UNDEPLOYED: plan.ALL}, UNDEPLOYED, "x/y", add=False) == plan.ALL
+    assert plan.with_label({UNDEPLOYED: plan.ALL}, UNDEPLOYED, plan.ALL, add=False) == ""
+
+
+def test_a_long_stage_list_is_kept_as_digests_that_still_answer():
+    """Past 256 characters the labels become 6-hex digests: the list still tells a stage it
+    holds from one it does not (the revert guard needs that); past about 30 stages, ``*``."""
+    names = ["a%08d/stage" % i for i in range(20)]
+    tags = {}
+    for name in names:
+        tags[SWITCHED_STAGES] = plan.with_label(tags, SWITCHED_STAGES, name)
+    value = tags[SWITCHED_STAGES]
+    assert len(value) <= 256 and plan.ALL not in value and value.startswith("#")
+    assert all(plan.has_label(tags, SWITCHED_STAGES, name) for name in names)
+    assert not plan.has_label(tags, SWITCHED_STAGES, "a00000020/stage")  # negative control
+    tags[SWITCHED_STAGES] = plan.with_label(tags, SWITCHED_STAGES, names[3], add=False)
+    assert not plan.has_label(tags, SWITCHED_STAGES, names[3])
+    assert plan.has_label(tags, SWITCHED_STAGES, names[4])
+    many = {SWITCHED_STAGES: ""}
+    for i in range(40):
+        many[SWITCHED_STAGES] = plan.with_label(many, SWITCHED_STAGES, "b%08d/x" % i)
+    assert many[SWITCHED_STAGES] == plan.ALL
 
 
 def test_a_successor_waits_for_its_predecessors_rotation():
@@ -145,3 +165,83 @@ def test_a_handed_over_count_that_is_not_a_number_stops_the_certificate():
 
 def test_a_certificate_only_owned_stages_use_still_gets_a_successor():
     assert step({}, successor=None, on_old=0, handed=1).name == plan.GENERATE
+
+
+# -- records every policy honours (issue 15) -------------------------------------------------
+def test_an_undeployed_stage_blocks_retirement_without_redeploy_too():
+    """A policy without ``redeploy`` reads the record another one wrote: no retirement, and a
+    step that says why (the executor fails the certificate with a message)."""
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(10), SWITCHED: ago(9), UNDEPLOYED: "abc/prod"}
+    result = step(tags, on_old=0)  # STAGED has redeploy off
+    assert result.name == plan.UNCONFIRMED and result.reason == "abc/prod"
+    assert step(dict(tags, **{UNDEPLOYED: ""}), on_old=0).name == plan.RETIRE  # control
+    inside = dict(tags, **{SWITCHED: ago(1)})
+    assert step(inside, on_old=0).reason.startswith("delete at ")  # the window still counts
+
+
+SSM = {"type": "ssm", "name": "/a/{api_id}/{stage_name}"}
+S3 = {"type": "s3", "bucket": "b", "key": "k/{api_id}.pem"}
+
+
+def test_a_destination_record_round_trips_in_tag_characters():
+    value = plan.trust_value(NOW, SSM)
+    assert len(value) <= 256 and set(value) <= set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.:/=+-@")
+    key = plan.dest_digest(SSM)
+    assert key.startswith(plan.TRUST) and key != plan.dest_digest(S3)
+    assert key == plan.dest_digest(dict(SSM, tier="Advanced"))  # the same place
+    assert plan.trust_records({key: value}) == {key: (NOW, SSM)}
+    huge = {"type": "s3", "bucket": "b", "key": "k" * 300}
+    assert plan.trust_records({"x": "y", key: plan.trust_value(NOW, huge)}) == {key: (NOW, None)}
+    with pytest.raises(plan.StateError):
+        plan.trust_records({key: stamp(NOW) + " !!notbase64"})
+
+
+def test_a_destination_no_run_published_is_published_before_anything_else():
+    own = [plan.dest_digest(SSM), plan.dest_digest(S3)]
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(5), own[0]: plan.trust_value(
+        NOW - datetime.timedelta(days=2), SSM)}
+    assert step(tags, destinations=own).name == plan.PUBLISH  # S3 is new to this rotation
+    tags[own[1]] = plan.trust_value(NOW - datetime.timedelta(days=1), S3)
+    assert step(tags, destinations=own).name == plan.SWITCH
+
+
+def test_another_policys_destination_gate_holds_every_policy():
+    """Policy B (5 days) recorded its destination's gate; policy A (3 days) has passed its
+    own, yet waits for B's, whichever ran first."""
+    b_gate = NOW + datetime.timedelta(hours=30)
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(3), plan.dest_digest(S3): plan.trust_value(
+        b_gate, S3)}
+    result = step(tags)
+    assert result.name == plan.WAIT and result.at == b_gate
+    passed = dict(tags, **{plan.dest_digest(S3): plan.trust_value(ago_time(0), S3)})
+    assert step(passed).name == plan.SWITCH
+
+
+def ago_time(days):
+    return NOW - datetime.timedelta(days=days)
+
+
+@pytest.mark.parametrize("expires_in,expected", [(3.99, plan.EXPIRING), (4.01, plan.WAIT)])
+def test_a_gate_too_close_to_expiry_is_not_waited_for(expires_in, expected):
+    """A late stage's gate 3 days away, and a margin of 1 day: with 3.99 days of validity left
+    the step is EXPIRING; with 4.01 days it waits (both sides)."""
+    tags = {SUCCESSOR: "new", PUBLISHED: ago(10), LATE: ago(0), SWITCHED: ago(7)}
+    expires = NOW + datetime.timedelta(days=expires_in)
+    result = step(tags, expires=expires)
+    assert result.name == expected
+    if expected == plan.EXPIRING:
+        assert stamp(expires) in result.reason and result.at == NOW + datetime.timedelta(days=3)
+    assert step(tags, on_old=0, expires=expires).name != plan.EXPIRING  # no stage left on it
+
+
+def test_tags_are_merged_into_what_the_certificate_has_now():
+    """Two runs: ours adds a/prod to ``switched``; another already added b/prod and a later
+    gate. The write keeps theirs, adds ours, and never moves a gate earlier."""
+    current = {SWITCHED_STAGES: "b/prod", LATE: ago(0), UNDEPLOYED: "b/prod"}
+    out = plan.merged(current, {LATE: ago(1), SWITCHED: ago(0)},
+                      [(SWITCHED_STAGES, "a/prod", True), (UNDEPLOYED, "c/dev", False)])
+    assert out == {SWITCHED_STAGES: "a/prod b/prod", SWITCHED: ago(0)}
+    assert plan.merged(dict(current, **out), {LATE: ago(1), SWITCHED: ago(0)},
+                       [(SWITCHED_STAGES, "a/prod", True)]) == {}  # nothing more to write
+    assert plan.merged({}, {LATE: ago(1)}, []) == {LATE: ago(1)}

@@ -227,7 +227,8 @@ def test_faults_that_cannot_be_armed_are_refused(sandbox, operation, fault):
                                     {"config_delay": -1}, {"config_types": ["AWS::S3::Bucket"]},
                                     {"config_types": "AWS::ApiGateway::Stage"},
                                     {"config_v2_api_id": "no"}, {"websocket_acm": "maybe"},
-                                    {"acm_in_use_by": "yes"}, {"acm_propagation_seconds": -1}])
+                                    {"acm_in_use_by": "yes"}, {"acm_propagation_seconds": -1},
+                                    {"date_skew": "soon"}, {"date_header": 1}])
 def test_switches_refuse_bad_values(sandbox, switch):
     with pytest.raises(SandboxError, match="400"):
         sandbox.switches(**switch)
@@ -235,7 +236,8 @@ def test_switches_refuse_bad_values(sandbox, switch):
                                   "quota": 60, "deploy_interval": 5.0, "config_delay": 0.0,
                                   "config_types": list(CONFIG_TYPES), "config_v2_api_id": True,
                                   "websocket_acm": "refuse", "acm_in_use_by": False,
-                                  "acm_propagation_seconds": 0.0}
+                                  "acm_propagation_seconds": 0.0,
+                                  "date_skew": 0.0, "date_header": True}
 
 
 def test_counters_are_per_operation_and_resettable(sandbox):

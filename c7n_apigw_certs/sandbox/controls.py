@@ -270,6 +270,10 @@ class Switches:
     - ``acm_propagation_seconds``: how long, on the sandbox clock, a stage keeps presenting the
       version an ACM renewal or re-import replaced (0, the default: at once). API Gateway
       propagates renewals "without redeployment", in a time no source gives (fact 110).
+    - ``date_skew``: seconds added to the sandbox's clock in the ``Date`` header of every
+      answer over HTTP (fact 125), to stand for a caller whose clock is off; 0 by default.
+    - ``date_header``: whether answers carry a ``Date`` at all (true, as AWS's do); false
+      stands for a proxy or mock that drops it. Both are tested.
     """
 
     def __init__(self):
@@ -286,6 +290,8 @@ class Switches:
         self.websocket_acm = "refuse"
         self.acm_in_use_by = False
         self.acm_propagation_seconds = 0.0
+        self.date_skew = 0.0
+        self.date_header = True
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
@@ -294,7 +300,8 @@ class Switches:
                 "config_types": list(self.config_types),
                 "config_v2_api_id": self.config_v2_api_id,
                 "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
-                "acm_propagation_seconds": self.acm_propagation_seconds}
+                "acm_propagation_seconds": self.acm_propagation_seconds,
+                "date_skew": self.date_skew, "date_header": self.date_header}
 
     def update(self, values):
         checked = {}
@@ -311,8 +318,8 @@ class Switches:
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
         if key == "websocket_acm" and value not in ("accept", "refuse"):
             raise ValueError("websocket_acm: 'accept' or 'refuse', not %r" % (value,))
-        if key in ("needs_deployment", "config_v2_api_id", "acm_in_use_by") and not isinstance(
-                value, bool):
+        if key in ("needs_deployment", "config_v2_api_id", "acm_in_use_by", "date_header") \
+                and not isinstance(value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
         if key == "config_types" and (not isinstance(value, list)
                                       or not set(value) <= set(CONFIG_TYPES)):
@@ -321,6 +328,10 @@ class Switches:
         if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
                                or value < 0):
             raise ValueError("quota: a whole number >= 0, not %r" % (value,))
+        if key == "date_skew":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError("date_skew: seconds, not %r" % (value,))
+            value = float(value)
         if key in ("deploy_interval", "config_delay", "acm_propagation_seconds"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError("%s: seconds >= 0, not %r" % (key, value))

@@ -42,8 +42,13 @@ Control endpoints (JSON in, JSON out):
 
 A ``reset`` fault shuts the connection down without a byte of response, so botocore raises
 ``ConnectionClosedError``.
+
+Every answer's ``Date`` header is the sandbox's clock, as AWS dates its answers with its own
+(docs/aws-behaviour.md, fact 125), moved by the switch ``date_skew`` (seconds), or left out
+with ``date_header: false`` (``controls.Switches``).
 """
 import datetime
+import email.utils
 import io
 import json
 import socket
@@ -226,6 +231,19 @@ class SandboxApp:
         return self.moto(environ, start_response)
 
 
+class SandboxRequestHandler(MotoRequestHandler):
+    """Dates every answer by the sandbox's clock (``Date``), not the machine's."""
+
+    def date_time_string(self, timestamp=None):
+        when = CONTROLS.clock.now() + datetime.timedelta(seconds=CONTROLS.switches.date_skew)
+        return email.utils.format_datetime(when.astimezone(datetime.timezone.utc), usegmt=True)
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "date" and not CONTROLS.switches.date_header:
+            return
+        super().send_header(keyword, value)
+
+
 class SandboxServer:
     """A threaded HTTP server on 127.0.0.1; port 0 picks a free one."""
 
@@ -234,7 +252,7 @@ class SandboxServer:
         install()
         self.app = SandboxApp()
         self.server = make_server(host, port, self.app, threaded=True,
-                                  request_handler=MotoRequestHandler)
+                                  request_handler=SandboxRequestHandler)
         self.thread = None
 
     @property
