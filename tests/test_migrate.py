@@ -192,10 +192,11 @@ def test_staged_migration_across_simulated_days(sandbox, estate, tmp_path):
     assert record["successor"] == arn and record["waiting"].startswith("switch at ")
     assert records(tmp_path)[estate["unused"]]["skipped"] == "used by no stage"
 
+    sandbox.advance(days=1)
     custodian_run(sandbox, tmp_path, policy, days=1)  # too early to switch
     assert set(check_invariants(sandbox, estate)[0].values()) == {estate["old"],
                                                                    estate["second"]}
-    sandbox.advance(days=3)
+    sandbox.advance(days=2)
     custodian_run(sandbox, tmp_path, policy, days=3)  # day 3: switched, old still trusted
     configured, private = check_invariants(sandbox, estate)
     assert set(configured.values()) == set(private)
@@ -344,9 +345,11 @@ def test_a_bundle_that_could_not_hold_the_chain_is_refused_first(sandbox, estate
     """A Standard SSM parameter (4 KB) already nearly full behind one stage of the first
     certificate: that certificate requests nothing and changes nothing; the second migrates."""
     (api, stage) = sorted(s for s, old in estate["stages"].items() if old == estate["old"])[0]
-    filler = generated()[estate["unused"]]["pemEncodedCertificate"].strip() + "\n"
+    others = [make_cert(sandbox, 300, description="other %d" % n) for n in range(2)]
+    held = [generated()[i]["pemEncodedCertificate"].strip() + "\n"
+            for i in [estate["old"]] + others]  # about 3.3 KB: no room for two CAs more
     name = SSM_NAME.format(api_id=api, stage_name=stage)
-    client("ssm").put_parameter(Name=name, Type="String", Value=filler * 3)
+    client("ssm").put_parameter(Name=name, Type="String", Value="".join(held))
     before = client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
     sandbox.reset_counters()
     _, proc = custodian_run(sandbox, tmp_path, migrate_policy(estate["ca"], switch=0,
