@@ -44,7 +44,7 @@ DOMAIN = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.
                     r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 KEY_ALGORITHMS = ("RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1",
                   "EC_secp521r1")
-PRIVATE_DAYS = 395  # what ACM issues a private certificate for: 13 months (fact 111)
+PRIVATE_DAYS = 395  # what ACM issues a private certificate for: 13 months (fact 116)
 GENERATED = "generated"
 # Until ACM has issued: a botocore waiter on DescribeCertificate's Status (no sleep loop of our
 # own). ACM issues private certificates within seconds (fact 146); a minute at most here.
@@ -130,7 +130,7 @@ class MigrateClientCertificate(RotateClientCertificate):
 
     def iam_resources(self):
         """The rotation's, without ``GenerateClientCertificate`` (POST /clientcertificates),
-        with ACM's and Private CA's calls on what they act on (facts 151, 152)."""
+        with ACM's and Private CA's calls on what they act on (facts 119, 151)."""
         out = super().iam_resources()
         generate = [arn for arn in out["apigateway:POST"] if arn.endswith("/clientcertificates")]
         out["apigateway:POST"] = [a for a in out["apigateway:POST"] if a not in generate]
@@ -139,8 +139,7 @@ class MigrateClientCertificate(RotateClientCertificate):
         certificates = ["arn:${Partition}:acm:${Region}:${Account}:certificate/*"]
         ca = [self.data.get("certificate-authority-arn", "*")]
         out.update({
-            "acm:RequestCertificate": certificates,
-            "acm:AddTagsToCertificate": certificates,   # tags in the request (fact 151)
+            "acm:RequestCertificate": ["*"],  # no resource type (fact 119); tags in the call
             "acm:DescribeCertificate": certificates,
             "acm:ListTagsForCertificate": certificates,
             "acm:ListCertificates": ["*"],

@@ -378,3 +378,84 @@ def test_bad_configuration_is_refused_at_load(sandbox, tmp_path, change, expecte
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert expected in proc.stderr + proc.stdout
+
+
+# -- the shipped policy, and its IAM ----------------------------------------------------------
+SHIPPED_CA = ("arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/"
+              "11111111-2222-3333-4444-555555555555")
+
+
+def shipped(tmp_path, ca_arn):
+    """policies/migrate.yml as shipped, but for the CA ARN, which every user must set."""
+    import pathlib
+    text = (pathlib.Path(__file__).resolve().parents[1] / "policies" / "migrate.yml").read_text()
+    assert SHIPPED_CA in text
+    path = tmp_path / "migrate.yml"
+    path.write_text(text.replace(SHIPPED_CA, ca_arn))
+    return str(path)
+
+
+def shipped_estate(sandbox):
+    client("s3").create_bucket(Bucket="my-trust-bundles")
+    ca = sandbox.create_private_ca(REGION, "Shipped Root CA", account=ACCOUNT)["arn"]
+    old = make_cert(sandbox, 20, description="shipped", tags={"team": "payments"})
+    api = make_rest_stage(old, "shipped", "prod")
+    return ca, old, api
+
+
+def test_the_shipped_migrate_policy_under_its_generated_iam(sandbox, tmp_path):
+    """policies/migrate.yml staged over ten days as a role that has nothing but what
+    ``c7n-apigw-certs iam`` prints for it; nothing refused; the stage ends on the private
+    certificate, its bundle holding the CA only."""
+    from conftest import assume_role_allowed
+    from test_iam import generated as document
+    ca, old, api = shipped_estate(sandbox)
+    path = shipped(tmp_path, ca)
+    role = ["--assume", assume_role_allowed(document(path))]
+    custodian_run(sandbox, tmp_path, path, extra=role)
+    sandbox.advance(days=3)
+    custodian_run(sandbox, tmp_path, path, extra=role, days=3)
+    sandbox.advance(days=7)
+    custodian_run(sandbox, tmp_path, path, extra=role, days=10)
+    (arn,) = private_certificates()
+    assert client("apigateway").get_stage(restApiId=api, stageName="prod")[
+        "clientCertificateId"] == arn
+    assert old not in generated()
+    value = client("ssm").get_parameter(Name="/apigw/client-certs/%s/prod" % api)[
+        "Parameter"]["Value"]
+    leaf = sandbox.presented_certificate(ACCOUNT, REGION, api, "prod")["certificate_pem"]
+    assert trusts(value, leaf) and len(x509.load_pem_x509_certificates(value.encode())) == 1
+    assert api_calls(sandbox, outcome="denied") == {}
+
+
+def migration_actions():
+    """The actions of the shipped policy's generated document (with any CA ARN: the document
+    names it, the actions are the same)."""
+    import pathlib
+    import tempfile
+
+    from test_iam import run_iam
+    with tempfile.TemporaryDirectory() as tmp:
+        doc, _ = run_iam(shipped(pathlib.Path(tmp), SHIPPED_CA))
+    # acm:GetCertificate is the resource's read of imported certificates (the audit's, fact
+    # 106): this estate has none, so no run here can need it.
+    return sorted({a for s in doc["Statement"] for a in s["Action"]} - {"acm:GetCertificate"})
+
+
+@pytest.mark.parametrize("action", migration_actions())
+def test_less_any_one_action_the_migration_fails_naming_it(sandbox, tmp_path, action):
+    """One run that does everything (switch and delete at 0 days) under the document less
+    one action: it fails, and what it prints names the action."""
+    from conftest import assume_role_allowed
+    from test_iam import generated as document
+    from test_iam import without
+    ca, old, api = shipped_estate(sandbox)
+    path = shipped(tmp_path, ca)
+    text = open(path).read().replace("switch-after-days: 3", "switch-after-days: 0").replace(
+        "delete-after-days: 7", "delete-after-days: 0")
+    open(path, "w").write(text)
+    doc = without(document(path), action)
+    _, proc = custodian_run(sandbox, tmp_path, path,
+                            extra=["--assume", assume_role_allowed(doc)], check=False)
+    assert proc.returncode != 0, "the migration ran without %s" % action
+    assert action in proc.stderr, proc.stderr[-3000:]
