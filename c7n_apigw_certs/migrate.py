@@ -137,7 +137,8 @@ class MigrateClientCertificate(RotateClientCertificate):
         if not out["apigateway:POST"]:
             del out["apigateway:POST"]
         certificates = ["arn:${Partition}:acm:${Region}:${Account}:certificate/*"]
-        ca = [self.data.get("certificate-authority-arn", "*")]
+        ca = ["arn:${Partition}:" + self.data["certificate-authority-arn"].split(":", 2)[2]
+              if parse_ca_arn(self.data.get("certificate-authority-arn")) else "*"]
         out.update({
             "acm:RequestCertificate": ["*"],  # no resource type (fact 119); tags in the call
             "acm:DescribeCertificate": certificates,
