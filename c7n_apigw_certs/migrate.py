@@ -15,7 +15,7 @@ listings. What differs lives here:
   ``ISSUED``.
 - ``Authority``: the CA, read once a run and refused before anything changes when it is not
   ``ACTIVE``, in short-lived certificate mode, in another region or account, or expiring before
-  the certificate it would issue now (facts 145, 148, 149); its certificate and chain
+  the certificate it would issue now (facts 148, 149); its certificate and chain
   (``GetCertificateAuthorityCertificate``) are what every bundle must trust: the successor's
   "PEM" in the run's listing is that chain, so ``Trust`` publishes it next to the old PEM.
 
@@ -47,7 +47,7 @@ KEY_ALGORITHMS = ("RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp3
 PRIVATE_DAYS = 395  # what ACM issues a private certificate for: 13 months (fact 116)
 GENERATED = "generated"
 # Until ACM has issued: a botocore waiter on DescribeCertificate's Status (no sleep loop of our
-# own). ACM issues private certificates within seconds (fact 146); a minute at most here.
+# own). ACM issues private certificates at once or nearly (fact 153); a minute at most here.
 WAITER = WaiterModel({"version": 2, "waiters": {"PrivateCertificateIssued": {
     "operation": "DescribeCertificate", "delay": 2, "maxAttempts": 30, "acceptors": [
         {"matcher": "path", "argument": "Certificate.Status", "expected": "ISSUED",
