@@ -1,7 +1,8 @@
 """The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``,
-``iam`` (the IAM policy that policy files need), and ``mailer-templates`` (the folder of the
-c7n-mailer templates this package ships, for ``c7n-mailer --templates``). Each imports what it
-needs when it runs: c7n only for ``iam`` and ``demo``."""
+``iam`` (the IAM policy that policy files need), ``plan`` (read-only: what the next rotation run
+would do), and ``mailer-templates`` (the folder of the c7n-mailer templates this package ships,
+for ``c7n-mailer --templates``). Each imports what it needs when it runs: c7n only for ``iam``,
+``plan`` and ``demo``."""
 import argparse
 import json
 import os
@@ -59,7 +60,7 @@ def run_iam(args):
     from .iam import PolicyFileError, policy_document
     try:
         doc = policy_document(args.policy_files, partition=args.partition, region=args.region,
-                              account=args.account)
+                              account=args.account, for_plan=args.plan)
     except PolicyFileError as e:
         sys.stderr.write("c7n-apigw-certs iam: %s\n" % e)
         sys.exit(2)
@@ -104,6 +105,18 @@ def main(argv=None):
                      type=_matching(r"\*|[a-z]{2}(-[a-z]+)+-\d+", "a region or *"))
     iam.add_argument("--account", default="*", help="default: * (any account)",
                      type=_matching(r"\*|\d{12}", "a 12-digit account id or *"))
+    iam.add_argument("--plan", action="store_true",
+                     help="the document of `c7n-apigw-certs plan` for these files: reads only")
+    preview = commands.add_parser(
+        "plan", help="read-only: what the next run of the policy's rotate action would do with "
+        "each certificate it selects, and why")
+    preview.add_argument("policy_file", metavar="POLICY.yml")
+    preview.add_argument("-r", "--region", action="append",
+                         type=_matching(r"[a-z]{2}(-[a-z]+)+-\d+", "a region"),
+                         help="repeat for more regions (default: us-east-1)")
+    preview.add_argument("--assume", help="a role to assume, as custodian's --assume")
+    preview.add_argument("--profile", help="an AWS profile, as custodian's --profile")
+    preview.add_argument("--json", action="store_true", help="one JSON list of entries")
     commands.add_parser(
         "mailer-templates", help="print the folder of the shipped c7n-mailer templates "
         "(for c7n-mailer --templates)")
@@ -115,6 +128,9 @@ def main(argv=None):
         run_demo(args.policy, args.output_dir, args.rotate_policy)
     elif args.command == "iam":
         run_iam(args)
+    elif args.command == "plan":
+        from .preview import run_plan
+        run_plan(args)
     elif args.command == "mailer-templates":
         sys.stdout.write(mailer_templates() + "\n")
 

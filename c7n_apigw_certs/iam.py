@@ -170,14 +170,22 @@ MODE_RESOURCES = {
 }
 
 
-def policy_resources(policy):
+def policy_resources(policy, for_plan=False):
     """{action: {patterns}} for one c7n policy: its resource manager, filters and actions,
-    and what its mode's function calls (``MODE_RESOURCES``)."""
+    and what its mode's function calls (``MODE_RESOURCES``). ``for_plan``: what
+    ``c7n-apigw-certs plan`` calls instead: the query and the filters, and of a ``rotate``
+    action only its listings (``plan_resources``), never a write nor a mode."""
     manager = policy.resource_manager
     found = {}
-    for element in [manager] + list(manager.filters) + list(manager.actions):
+    actions = [] if for_plan else list(manager.actions)
+    for element in [manager] + list(manager.filters) + actions:
         merge(found, element_resources(element))
-    merge(found, MODE_RESOURCES.get((policy.data.get("mode") or {}).get("type"), {}))
+    if for_plan:
+        for action in manager.actions:
+            if hasattr(action, "plan_resources"):
+                merge(found, action.plan_resources())
+    else:
+        merge(found, MODE_RESOURCES.get((policy.data.get("mode") or {}).get("type"), {}))
     return found
 
 
@@ -265,9 +273,10 @@ def document(resources, partition="aws", region="*", account="*"):
     return {"Version": VERSION, "Statement": sorted(statements, key=lambda s: s["Action"])}
 
 
-def policy_document(policy_files, partition="aws", region="*", account="*"):
+def policy_document(policy_files, partition="aws", region="*", account="*", for_plan=False):
     """The IAM policy document that the policies in these files need, loaded and validated by
-    c7n. Raises ``PolicyFileError`` naming the file (and policy) that is not valid."""
+    c7n (``for_plan``: what ``c7n-apigw-certs plan`` needs for them). Raises
+    ``PolicyFileError`` naming the file (and policy) that is not valid."""
     from c7n.config import Config
 
     import c7n_apigw_certs
@@ -279,5 +288,5 @@ def policy_document(policy_files, partition="aws", region="*", account="*"):
     found = {}
     for path in policy_files:
         for policy in load_policies(path, options):
-            merge(found, policy_resources(policy))
+            merge(found, policy_resources(policy, for_plan))
     return document(found, partition, region, account)

@@ -23,6 +23,7 @@ import collections
 import datetime
 import hashlib
 import json
+import re
 
 from dateutil.parser import isoparse
 from dateutil.tz import tzutc
@@ -37,13 +38,25 @@ SWITCHED_STAGES = PREFIX + "switched"   # the stages this action switched ("api/
 UNDEPLOYED = PREFIX + "undeployed"      # stages switched whose deployment is not confirmed
 RETIRE_AFTER = PREFIX + "retire-after"  # switched-at + delete-after-days: the delete window
 HANDED = PREFIX + "handed-over"         # how many stages were left to their owner last run
-TRUST = PREFIX + "trust:"  # + a destination's digest: "<switch not before> <destination>"
+ORIGIN = PREFIX + "origin"              # on the successor: "OLD-ID OLD-CREATED GENERATED-AT"
+TRUST = PREFIX + "trust:"  # + a destination's digest: "<switch not before>_<destination>"
+SEPARATOR = "_"  # between a record's time and its destination: no space (fact 121)
 STATE_TAGS = (SUCCESSOR, PUBLISHED, LATE, SWITCHED, SWITCHED_STAGES, UNDEPLOYED, RETIRE_AFTER,
               HANDED)
+SUCCESSOR_TAGS = (PREDECESSOR, ORIGIN)  # set in the call that creates a successor
 LIST_TAGS = (SWITCHED_STAGES, UNDEPLOYED)
 # Times where the later one is the safe one (a longer gate, a later window): two writers merge
 # to the later (``merged``).
 TIME_TAGS = (PUBLISHED, LATE, SWITCHED, RETIRE_AFTER)
+# How far two clocks (this machine's, API Gateway's) may disagree, and how long one run may
+# take between its start (the time it stamps) and the creation of a successor.
+SKEW = datetime.timedelta(minutes=15)
+RUN_TIME = datetime.timedelta(hours=1)
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
+# A stage list's entry: an API id, "/", a stage name (letters, digits, "-", "_", at most 128:
+# docs/aws-behaviour.md, fact 130), or a stage's digest ("#" and 6 hex digits).
+LABEL = re.compile(r"([A-Za-z0-9]{1,64}/[A-Za-z0-9_-]{1,128}|#[0-9a-f]{6})\Z")
+COUNT = re.compile(r"\d{1,4}\Z")
 TAG_VALUE_LENGTH = 256  # an API Gateway tag value (docs/aws-behaviour.md, fact 35)
 ALL = "*"               # a list of stages too long even as digests: every stage
 DIGEST = "#"            # an entry "#<6 hex>": a stage's digest, when labels outgrow the value
@@ -83,14 +96,28 @@ def stamp(when):
 
 
 def tag_time(tags, key):
-    """The time in a state tag, or None when the tag is absent."""
+    """The time in a state tag, or None when the tag is absent. Only the form ``stamp`` writes
+    is a time: anything else is a value this action did not write."""
     value = tags.get(key)
     if value is None:
         return None
+    if not isinstance(value, str) or not STAMP.match(value):
+        raise StateError("tag %s is %r, not a time as this action writes it (%s)" % (
+            key, value, "YYYY-MM-DDTHH:MM:SSZ"))
     try:
         when = isoparse(value)
     except (TypeError, ValueError) as e:
         raise StateError("tag %s is %r, not a time (%s)" % (key, value, e)) from e
+    return utc(when)
+
+
+def created(cert):
+    """A listed certificate's ``createdDate``, aware (boto3 parses it; a test may not)."""
+    when = cert["createdDate"]
+    if isinstance(when, (int, float)):
+        return datetime.datetime.fromtimestamp(when, tz=tzutc())
+    if isinstance(when, str):
+        return utc(isoparse(when))
     return utc(when)
 
 
@@ -160,9 +187,168 @@ def days(n):
 
 def handed_count(tags):
     value = tags.get(HANDED) or "0"
-    if not value.isdigit():
+    if not COUNT.match(value):
         raise StateError("tag %s is %r, not a count" % (HANDED, value))
     return int(value)
+
+
+# -- what this action could have written ----------------------------------------------------
+def check_state(tags, cert_id, cert_created, now, successor, stage_certs):
+    """Raise ``StateError`` for the first state tag of an old certificate that this action could
+    not have written: a time not in ``stamp``'s form, in the future, before the certificate
+    existed, or out of the order the steps write them (trust before a switch); a count that is
+    not one; a stage list with a label that is no stage, or naming a stage that presents a third
+    certificate (neither this one nor its successor); any state at all without a successor
+    (``successor`` None: none that this rotation made exists).
+
+    ``stage_certs``: {"api/stage": the certificate it presents} for the stages listed now."""
+    times = {key: tag_time(tags, key) for key in TIME_TAGS}
+    for key, when in times.items():
+        if when is None:
+            continue
+        if when < cert_created - SKEW:
+            raise StateError("tag %s is %s, before the certificate was created (%s)" % (
+                key, tags[key], stamp(cert_created)))
+        if key != RETIRE_AFTER and when > now + SKEW:
+            raise StateError("tag %s is %s, in the future (now %s)" % (
+                key, tags[key], stamp(now)))
+    state = [key for key in STATE_TAGS
+             if key != SUCCESSOR and tags.get(key) not in (None, "", "0")]
+    if successor is None and state:
+        raise StateError(
+            "tag %s is set, but no successor that this rotation made exists%s: state this "
+            "action could not have written (to start over, remove the certificate's "
+            "%s* tags)" % (state[0], " (%s names %s)" % (SUCCESSOR, tags[SUCCESSOR])
+                           if tags.get(SUCCESSOR) else "", PREFIX))
+    published = times[PUBLISHED]
+    for key in (LATE, SWITCHED, RETIRE_AFTER):
+        if times[key] is not None and (published is None or times[key] < published):
+            raise StateError("tag %s is %s, %s: trust is published before anything else" % (
+                key, tags[key], "before %s (%s)" % (PUBLISHED, tags[PUBLISHED])
+                if published else "but %s is not set" % PUBLISHED))
+    handed_count(tags)
+    for key, (at, _) in trust_records(tags).items():
+        if at is not None and at < cert_created - SKEW:
+            raise StateError("tag %s is %s, before the certificate was created (%s)" % (
+                key, tags[key], stamp(cert_created)))
+        if published is None:
+            raise StateError("tag %s is set, but %s is not" % (key, PUBLISHED))
+    for key in LIST_TAGS:
+        for label in labels(tags, key):
+            if label == ALL:
+                continue
+            if not LABEL.match(label):
+                raise StateError("tag %s lists %r, which is no stage (api/stage)" % (key, label))
+            other = stage_certs.get(label)
+            if other is not None and other not in (cert_id, successor):
+                raise StateError(
+                    "tag %s lists stage:%s, which presents client-certificate:%s, neither this "
+                    "certificate nor its successor: a stage this rotation never switched"
+                    % (key, label, other))
+
+
+# -- which certificate is a successor -----------------------------------------------------
+def origin(old_id, old_created, at):
+    """The marker a successor is created with: its predecessor's id and creation date, and the
+    time of the run that generated it."""
+    return "%s %s %s" % (old_id, stamp(old_created), stamp(at))
+
+
+def successor_doubt(old, candidate, candidate_stages, owned):
+    """Why ``candidate`` (a listed certificate) is not a successor this rotation made for
+    ``old``, as (the tag that does not agree, the reason), or None. Every tag can be written by
+    whoever may tag, so each is checked against what the listings show and against the others:
+
+    - it was created after ``old``, and names it in ``predecessor``;
+    - its ``origin`` names ``old``'s id and creation date, and the run that made it: within a
+      run's length of its own creation (it was tagged in the call that created it);
+    - ``old``'s state agrees: if ``old``'s trust is published, the candidate existed by then;
+    - no stage presents it but ``old``'s own: only stages that ``old``'s rotation switched
+      (``switched``, written before each switch), and stages that a template owns
+      (``owned(stage)``) once ``old``'s rotation handed stages over.
+    """
+    tags = candidate.get("tags") or {}
+    old_id, old_tags = old["clientCertificateId"], old.get("tags") or {}
+    old_created, made = created(old), created(candidate)
+    if tags.get(PREDECESSOR) != old_id:
+        return SUCCESSOR, "%s names it, but its %s is %r" % (
+            SUCCESSOR, PREDECESSOR, tags.get(PREDECESSOR))
+    if made < old_created:
+        return PREDECESSOR, "it was created at %s, before client-certificate:%s (%s)" % (
+            stamp(made), old_id, stamp(old_created))
+    for stage in candidate_stages:
+        label = "%s/%s" % (stage["apiId"], stage["stageName"])
+        if has_label(old_tags, SWITCHED_STAGES, label) or (HANDED in old_tags and owned(stage)):
+            continue
+        return PREDECESSOR, "stage:%s presents it, which client-certificate:%s's rotation " \
+            "never switched (%s)" % (label, old_id, SWITCHED_STAGES)
+    marker = (tags.get(ORIGIN) or "").split(" ")
+    if len(marker) != 3 or not all(STAMP.match(part) for part in marker[1:]):
+        return ORIGIN, "it has no %s marker as this action writes it (%r)" % (
+            ORIGIN, tags.get(ORIGIN))
+    if marker[:2] != [old_id, stamp(old_created)]:
+        return ORIGIN, "%s names %s created %s, not client-certificate:%s created %s" % (
+            ORIGIN, marker[0], marker[1], old_id, stamp(old_created))
+    at = utc(isoparse(marker[2]))
+    if not at - SKEW <= made <= at + RUN_TIME:
+        return ORIGIN, "%s says it was generated by a run at %s, but it was created at %s" % (
+            ORIGIN, marker[2], stamp(made))
+    published = tag_time(old_tags, PUBLISHED)
+    if published is not None and made > published + RUN_TIME:
+        return PUBLISHED, "it was created at %s, after client-certificate:%s's trust was " \
+            "published (%s %s)" % (stamp(made), old_id, PUBLISHED, old_tags[PUBLISHED])
+    return None
+
+
+def preview(tags, successor, on_old, now, options, rotating_predecessor=None, handed=0,
+            owned_certificate=False, expires=None, destinations=(), limit=8):
+    """(The steps one run takes for one certificate, the old certificate's tags after them):
+    the steps in order, as ``next_step`` chooses them when each step does what it is for
+    (trust published, every stage of ours switched, every switched stage deployed).
+    ``owned_certificate``: a template owns the old certificate, which is then never retired.
+    What a run finds when it re-checks (a bundle that lacks a PEM, a stage that moved, a call
+    that fails) can make it stop earlier than this says; it never goes further."""
+    tags, steps = dict(tags), []
+    for _ in range(limit):
+        step = next_step(tags, successor, on_old, now, options, rotating_predecessor, handed,
+                         expires, destinations)
+        if step.name == GENERATE:
+            steps.append(step)
+            successor = successor or "(new)"
+            continue
+        if step.name in (HANDOVER, RETIRE, DONE) and owned_certificate:
+            step = Step(HANDOVER) if handed else Step(DONE)
+        steps.append(step)
+        if step.name == PUBLISH:
+            tags.setdefault(PUBLISHED, stamp(now))
+            for key in destinations:
+                tags.setdefault(key, stamp(now + days(options.switch_after)))
+        elif step.name == SWITCH:
+            on_old = 0
+            tags[SWITCHED] = stamp(now)
+            tags[HANDED] = str(handed)
+        elif step.name == DEPLOY:
+            tags[UNDEPLOYED] = ""
+            options = options._replace(redeploy=False)  # once a run, as the run does
+        else:  # a wait, a hand-over, the end, or a step that fails the run (EXPIRING,
+            break  # UNCONFIRMED) after what it does
+    return steps, tags
+
+
+def gates(tags, now, options):
+    """{"switch": when, "delete": when} for what is still ahead, from the old certificate's
+    tags (as ``preview`` leaves them): the switch once trust is published, the delete window
+    once switched (or, not switched yet, at the earliest)."""
+    found = {}
+    switch_at = switch_gate(tags, options.switch_after) if PUBLISHED in tags else \
+        now + days(options.switch_after)
+    switched = tag_time(tags, SWITCHED)
+    if switched is None or switch_at > now:
+        found["switch"] = switch_at
+    if options.delete_after is not None:
+        start = switched if switched is not None else switch_at
+        found["delete"] = start + days(options.delete_after)
+    return found
 
 
 def dest_digest(dest):
@@ -175,11 +361,11 @@ def dest_digest(dest):
 
 def trust_value(not_before, dest):
     """A destination's record: when its gate passes, then the destination itself (base64 of its
-    JSON: tag values allow letters, digits, spaces and ``_ . : / = + - @`` only, fact 121) so
+    JSON: tag values allow letters, digits and ``_ . : / = + - @``, spaces maybe, fact 121) so
     that a policy that does not name it can still read it; the time alone when it is too long
     for a tag value (then only the policies that name it check it)."""
     text = json.dumps(dest, sort_keys=True, separators=(",", ":")).encode()
-    value = "%s %s" % (stamp(not_before), base64.b64encode(text).decode())
+    value = stamp(not_before) + SEPARATOR + base64.b64encode(text).decode()
     return value if len(value) <= TAG_VALUE_LENGTH else stamp(not_before)
 
 
@@ -189,7 +375,7 @@ def trust_records(tags):
     for key, value in tags.items():
         if not key.startswith(TRUST):
             continue
-        when, _, encoded = (value or "").partition(" ")
+        when, _, encoded = (value or "").partition(SEPARATOR)
         at = tag_time({key: when}, key)
         dest = None
         if encoded:
@@ -275,7 +461,7 @@ def merged(current, ours, edits):
     out = {}
     for key, value in ours.items():
         if key in TIME_TAGS or key.startswith(TRUST):
-            mine, theirs = (tag_time({key: v.partition(" ")[0]}, key) if v else None
+            mine, theirs = (tag_time({key: v.partition(SEPARATOR)[0]}, key) if v else None
                             for v in (value, current.get(key)))
             if theirs is not None and mine is not None and theirs > mine:
                 value = current[key]

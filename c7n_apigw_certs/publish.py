@@ -128,14 +128,17 @@ def stages_behind(place, stages, stage_map, fields):
             if render(place.dest, fields, stage) == place]
 
 
-def trusted_ids(stages, listing, successors):
+def trusted_ids(stages, listing, successors, predecessors=None):
     """The certificates the given stages may present, in a stable order: each stage's own, its
     successor once generated (``successors``: {id: successor id}), and its predecessor while
-    that still exists, since a stage may present it until redeployed (facts 11, 31)."""
+    that still exists, since a stage may present it until redeployed (facts 11, 31).
+    ``predecessors``: {id: predecessor id}, the pairs the rotation verified; without it, what
+    the certificates' ``predecessor`` tags say."""
     ids = []
     for stage in sorted(stages, key=lambda s: (s["apiId"], s["stageName"])):
         cert_id = stage["clientCertificateId"]
-        predecessor = listing.get(cert_id, {}).get("tags", {}).get("c7n:rotation:predecessor")
+        predecessor = predecessors.get(cert_id) if predecessors is not None else \
+            listing.get(cert_id, {}).get("tags", {}).get("c7n:rotation:predecessor")
         for candidate in (successors.get(cert_id), cert_id, predecessor):
             if candidate in listing and candidate not in ids:
                 ids.append(candidate)

@@ -7,15 +7,14 @@ documented (docs/aws-behaviour.md, fact 7), so we never rely on it: every deleti
 fresh listing of every REST and WebSocket stage of the region, made in the same run after all of
 its changes.
 """
-import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError
 from c7n.utils import local_session, type_schema
-from dateutil.tz import tzutc
 
 from . import kinds, owners, usage
+from .clock import AccountClock, SkewError
 from .bundles import BundleError
 from .plan import PREDECESSOR, StateError, delete_blocker
 from .resource import ClientCertificate
@@ -107,9 +106,9 @@ class DeleteClientCertificate(BaseAction):
                 "apigateway:DELETE": [apigateway_arn("/clientcertificates/*")]}
 
     def process(self, resources):
-        now = datetime.datetime.now(tz=tzutc())
-        client = local_session(self.manager.session_factory).client(
-            "apigateway", region_name=self.manager.config.region)
+        clock = AccountClock()  # the delete window is compared on AWS's time, as rotate's
+        client = clock.watch(local_session(self.manager.session_factory).client(
+            "apigateway", region_name=self.manager.config.region))
         retirer = Retirer(self.manager, client, self.log)
         failures = []
         try:
@@ -118,6 +117,11 @@ class DeleteClientCertificate(BaseAction):
         except FAILURES as e:
             raise PolicyExecutionError("delete: the fresh listings failed, nothing deleted: %s"
                                        % error_text(e)) from e
+        try:
+            clock.check()
+        except SkewError as e:
+            raise PolicyExecutionError("delete: nothing deleted: %s" % e) from e
+        now = clock.now()
         for cert in resources:
             cert_id = cert["clientCertificateId"]
             refusal = kinds.of(cert).delete_refusal(cert)

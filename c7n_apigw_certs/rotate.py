@@ -27,8 +27,8 @@ from . import bundles, kinds, owners, plan, stages, usage
 from .clock import AccountClock, SkewError
 from .handover import HandOver
 from .plan import (
-    Failed, LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, SWITCHED_STAGES,
-    UNDEPLOYED, Options, stamp)
+    Failed, LATE, ORIGIN, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED,
+    SWITCHED_STAGES, UNDEPLOYED, Options, stamp)
 from .publish import (
     DESTINATION_SCHEMA, check_template, locations, stages_behind, template_fields, trusted_ids,
     validate_destinations)
@@ -43,8 +43,8 @@ MAX_TAGS = 50          # tags on one API Gateway resource, aws: keys aside (fact
 MAX_STEPS = 8          # a certificate takes at most this many steps in one run
 TAG_ATTEMPTS = 3       # merged tag writes, each read back, before giving up (fact 120)
 # The tags a certificate needs room for, beyond its own: its rotation's state, its successor's
-# (or its own) predecessor tag, and the records of its destinations (fact 122).
-STATE_ROOM = len(plan.STATE_TAGS) + 1 + plan.MAX_TRUST_TAGS
+# (or its own) predecessor and origin tags, and the records of its destinations (fact 122).
+STATE_ROOM = len(plan.STATE_TAGS) + len(plan.SUCCESSOR_TAGS) + plan.MAX_TRUST_TAGS
 # A successor that lost a race is deleted only by a later run, once it is this old and unused:
 # a run that is still going may have found it and be about to switch a stage to it.
 ORPHAN_AGE = datetime.timedelta(days=1)
@@ -63,7 +63,8 @@ def copied_tags(tags, log, old_id, owner_tags=()):
     """The old certificate's tags that a successor may carry: no reserved ``aws:`` key (API
     Gateway refuses them from callers, and CloudFormation sets them on what it creates: fact 35),
     no rotation state, no tag that marks a template's resources (the successor is ours, not the
-    template's); room left for the predecessor tag and for its own rotation's state."""
+    template's); room left for the predecessor and origin tags and for its own rotation's
+    state. The caller adds the origin marker (``plan.origin``)."""
     keep = {k: v for k, v in sorted(user_tags(tags).items()) if k not in owner_tags}
     room = MAX_TAGS - STATE_ROOM
     if len(keep) > room:
@@ -98,7 +99,15 @@ class RotateClientCertificate(BaseAction):
     (docs/aws-behaviour.md, facts 11 and 31). The old certificate stays in the bundles until it
     is deleted either way; with ``redeploy: true`` a stage whose deployment failed is recorded
     (tag ``c7n:rotation:undeployed``), deployed by a later run, and its old certificate is not
-    deleted before.
+    deleted before, by any policy (one without ``redeploy`` fails, saying so). A deployment
+    ships the API as it is now: any change to its methods not yet deployed goes live with it.
+
+    Every destination has its own gate (tag ``c7n:rotation:trust:<digest>``): no stage switches
+    before every gate recorded, by this policy or another, has passed, and each destination is
+    read before each switch and before retirement. A gate that would pass less than a day before
+    the old certificate expires is not waited for: what is trusted switches at once, and the
+    run fails naming the stages and the expiry. Gates use AWS's time (the ``Date`` of its
+    answers); a local clock more than 5 minutes off refuses to act.
 
     Destinations: ``ssm`` (``name``; ``tier``: ``Standard`` (default, 4 KB), ``Advanced``
     (8 KB) or ``Intelligent-Tiering``) and ``s3`` (``bucket``, ``key``). Template fields:
@@ -178,6 +187,11 @@ class RotateClientCertificate(BaseAction):
     def get_permissions(self):
         return sorted(self.iam_resources())
 
+    def plan_resources(self):
+        """What ``c7n-apigw-certs plan`` calls for this action: its listings, nothing else."""
+        from .iam import apigateway_arn
+        return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]}
+
     def validate(self):
         name = self.manager.data.get("name") if self.manager else "?"
         validate_destinations(self.data.get("publish", ()), name)
@@ -244,13 +258,7 @@ class Rotation:
         for cert in self.resources:
             cert[RECORD] = {}
         try:
-            self.listing = usage.certificates(self.apigw)
-            # Who uses what: the listing this run's query made seconds ago (each change is
-            # re-checked against fresh state before it is made), else a fresh one.
-            self.stage_map = getattr(self.manager, "stages_by_certificate", None)
-            if self.stage_map is None:  # a cached query: no listing of this run to reuse
-                self.stage_map = usage.stages_by_certificate(self.manager.session_factory,
-                                                             self.manager.config.region)
+            self.load()
         except FAILURES as e:
             for cert in self.resources:
                 self.failed(cert, Failed("listing: %s" % error_text(e)))
@@ -298,6 +306,16 @@ class Rotation:
                 "client-certificate:%s not rotated: %s", cert["clientCertificateId"],
                 refusal.message)
         return True
+
+    def load(self):
+        """The listings the run decides from (``plan`` reads the same ones): every certificate
+        of the region now, and who uses what: the listing this run's query made seconds ago
+        (each change is re-checked against fresh state before it is made), else a fresh one."""
+        self.listing = usage.certificates(self.apigw)
+        self.stage_map = getattr(self.manager, "stages_by_certificate", None)
+        if self.stage_map is None:  # a cached query: no listing of this run to reuse
+            self.stage_map = usage.stages_by_certificate(self.manager.session_factory,
+                                                         self.manager.config.region)
 
     def uses_account_id(self):
         data = self.action.data
@@ -392,15 +410,16 @@ class Rotation:
             step = plan.next_step(tags, new_id, len(ours), self.now, options,
                                   self.rotating_predecessor(old), len(handed),
                                   plan.utc(old["expirationDate"]), self.own_keys)
+            if step.name in (plan.HANDOVER, plan.RETIRE, plan.DONE) and \
+                    self.hand_over.certificate(old_id, new_id, record):
+                step = plan.Step(plan.HANDOVER) if handed else plan.Step(plan.DONE)
+            record.setdefault("steps", []).append(step.name)
             if step.name in (plan.SKIP, plan.GENERATE):  # GENERATE here: deferred by a race
                 record.setdefault("skipped", step.reason or "successor deferred")
                 return
             if step.name == plan.WAIT:
                 record["waiting"] = step.reason
                 return
-            if step.name in (plan.HANDOVER, plan.RETIRE, plan.DONE) and \
-                    self.hand_over.certificate(old_id, new_id, record):
-                step = plan.Step(plan.HANDOVER) if handed else plan.Step(plan.DONE)
             if step.name == plan.HANDOVER:
                 self.hand_over.step(old_id, new_id, record)
                 return
@@ -427,10 +446,18 @@ class Rotation:
         raise Failed("state: no progress after %d steps" % MAX_STEPS)
 
     def rotating_predecessor(self, cert):
+        """The certificate's predecessor, while stages still use it: only one whose successor
+        this certificate is (``Successors.doubt``), not any that a tag names."""
         predecessor = cert.get("tags", {}).get(PREDECESSOR)
-        if predecessor in self.listing and self.stage_map.get(predecessor):
+        if predecessor in self.listing and self.stage_map.get(predecessor) and \
+                self.successors.doubt(self.listing[predecessor], cert) is None:
             return predecessor
         return None
+
+    def stage_certs(self):
+        """{"api/stage": the certificate it presents} for the stages listed."""
+        return {"%s/%s" % (s["apiId"], s["stageName"]): cert_id
+                for cert_id, users in self.stage_map.items() for s in users}
 
     def places(self, old_id, new_id, stage_list, recorded=False):
         """{Location: [stages behind it]} of this policy's destinations; with ``recorded``,
@@ -579,11 +606,64 @@ class Successors:
         self.chosen = {}    # old id -> the successor this run goes on with
         self.orphans = []   # (successor id, old certificate) to delete once unused
 
-    def of(self, old_id):
-        """Successors of a certificate in the listing, oldest first."""
-        return sorted((c for c in self.run.listing.values()
-                       if c.get("tags", {}).get(PREDECESSOR) == old_id),
-                      key=lambda c: (c["createdDate"], c["clientCertificateId"]))
+    def of(self, old_id, cert=None):
+        """Successors of a certificate in the listing that this rotation made, oldest first:
+        those whose tags and dates agree (``plan.successor_doubt``). With ``cert`` (the
+        resource being rotated), each other candidate is reported, and recorded under
+        ``distrusted``; it is never adopted, and nothing of it is changed."""
+        old = self.run.listing.get(old_id)
+        if old is None:
+            return []
+        named = old.get("tags", {}).get(SUCCESSOR)
+        found = []
+        for candidate in sorted(
+                (c for c in self.run.listing.values()
+                 if c.get("tags", {}).get(PREDECESSOR) == old_id or
+                 c["clientCertificateId"] == named),
+                key=lambda c: (plan.created(c), c["clientCertificateId"])):
+            doubt = self.doubt(old, candidate)
+            if doubt is None:
+                found.append(candidate)
+            elif cert is not None:
+                self.distrusted(cert, candidate, *doubt)
+        return found
+
+    def doubt(self, old, candidate):
+        """Why a certificate is not a successor of ``old`` that this rotation made, or None."""
+        owner_tags = self.run.hand_over.owner_tags
+        return plan.successor_doubt(
+            old, candidate, self.run.stage_map.get(candidate["clientCertificateId"], ()),
+            lambda stage: owners.stage_owner(stage, owner_tags) is not None)
+
+    def distrusted(self, cert, other, tag, reason):
+        """Report a candidate that is not adopted: which tag named it, which disagreed."""
+        old_id, other_id = cert["clientCertificateId"], other["clientCertificateId"]
+        claim = "%s %s" % ((other_id, PREDECESSOR) if other.get("tags", {}).get(
+            PREDECESSOR) == old_id else (old_id, SUCCESSOR))
+        entry = {"certificate": other_id, "named-by": claim, "tag": tag, "reason": reason}
+        found = cert[RECORD].setdefault("distrusted", [])
+        if entry in found:
+            return
+        found.append(entry)
+        self.log.warning("client-certificate:%s not adopted as the successor of "
+                         "client-certificate:%s (named by the tag %s of %s): tag %s: %s; left "
+                         "unchanged", other_id, old_id, claim.split()[1], claim.split()[0], tag,
+                         reason)
+
+    def verified(self):
+        """({old id: successor id}, {successor id: old id}) for the pairs of the listing that
+        this rotation made, with the successors this run goes on with: what trust is computed
+        from, so that no tag alone adds a PEM to a bundle."""
+        successors, predecessors = {}, {}
+        for cand_id, cand in self.run.listing.items():
+            old_id = cand.get("tags", {}).get(PREDECESSOR)
+            old = self.run.listing.get(old_id)
+            if old is not None and self.doubt(old, cand) is None:
+                successors.setdefault(old_id, cand_id)
+                predecessors[cand_id] = old_id
+        successors.update(self.chosen)
+        predecessors.update({new: old for old, new in self.chosen.items()})
+        return successors, predecessors
 
     def wave(self, queue):
         """Find or generate the successors of as many queued certificates as the quota allows:
@@ -619,23 +699,33 @@ class Successors:
                               self.run.now, self.run.options, self.run.rotating_predecessor(old))
         return step.name == plan.GENERATE
 
+    def choose(self, cert):
+        """(the successor to go on with, or None; the other successors this rotation made),
+        after the old certificate's state is checked against them (``plan.check_state``:
+        ``StateError``). Changes nothing: ``find`` acts on it, ``plan`` prints it."""
+        old_id = cert["clientCertificateId"]
+        found = self.of(old_id, cert)
+        used = [c for c in found if self.run.stage_map.get(c["clientCertificateId"])]
+        chosen = (used[0] if len(used) == 1 else found[0]) if found else None
+        old = self.run.listing.get(old_id)
+        if old is not None:  # its state, before any of it steers the rotation
+            plan.check_state(old.get("tags", {}), old_id, plan.created(old), self.run.now,
+                             chosen and chosen["clientCertificateId"], self.run.stage_certs())
+        return chosen, [c for c in found if c is not chosen]
+
     def find(self, cert):
         """The successor to go on with among those that exist: the one stages use if exactly
         one is used, else the oldest. Unused others a day old are orphans, deleted after the
         fresh stage listing of the retire phase; younger ones may be another run's, going on."""
         old_id = cert["clientCertificateId"]
-        found = self.of(old_id)
-        if not found:
+        chosen, extras = self.choose(cert)
+        if chosen is None:
             return None
-        used = [c for c in found if self.run.stage_map.get(c["clientCertificateId"])]
-        chosen = used[0] if len(used) == 1 else found[0]
-        for extra in found:
-            if extra is chosen:
-                continue
+        for extra in extras:
             if self.run.stage_map.get(extra["clientCertificateId"]):
                 self.log.warning("client-certificate:%s has another successor %s that stages "
                                  "use: kept", old_id, extra["clientCertificateId"])
-            elif plan.utc(extra["createdDate"]) + ORPHAN_AGE <= self.run.now:
+            elif plan.created(extra) + ORPHAN_AGE <= self.run.now:
                 self.orphans.append((extra["clientCertificateId"], cert))
             else:
                 cert[RECORD].setdefault("orphans-kept", []).append(extra["clientCertificateId"])
@@ -656,11 +746,12 @@ class Successors:
             raise Failed("generate: the certificate has %d tags: its rotation needs room for %d "
                          "more (at most %d a resource); remove some first"
                          % (len(user_tags(old.get("tags"))), STATE_ROOM, MAX_TAGS))
+        tags = copied_tags(old.get("tags", {}), self.log, old_id, self.run.hand_over.owner_tags)
+        tags[ORIGIN] = plan.origin(old_id, plan.created(old), self.run.now)
         try:
             made = self.run.manager.retry(
                 self.generator.generate_client_certificate, description=description,
-                tags=copied_tags(old.get("tags", {}), self.log, old_id,
-                                 self.run.hand_over.owner_tags))
+                tags=tags)
         except FAILURES as e:
             if getattr(e, "response", {}).get("Error", {}).get("Code") == \
                     "LimitExceededException":
@@ -672,6 +763,7 @@ class Successors:
         self.chosen[old_id] = new_id
         cert[RECORD]["successor"] = new_id
         self.run.mark(old_id, {SUCCESSOR: new_id})
+        cert[RECORD].setdefault("steps", []).append(plan.GENERATE)
         self.log.info("client-certificate:%s successor client-certificate:%s generated",
                       old_id, new_id)
         return new_id
@@ -696,7 +788,7 @@ class Successors:
             old_id = cert["clientCertificateId"]
             ours = fresh.get(new_id)
             rivals = [c for c in self.of(old_id) if c["clientCertificateId"] != new_id]
-            if ours is None or any(c["createdDate"] <= ours["createdDate"] for c in rivals):
+            if ours is None or any(plan.created(c) <= plan.created(ours) for c in rivals):
                 deferred.add(old_id)
                 self.chosen.pop(old_id)
                 self.run.pending.get(old_id, {}).pop(SUCCESSOR, None)
@@ -742,13 +834,10 @@ class Trust:
                 for pem in bundles.split(self.run.listing[i]["pemEncodedCertificate"])]
 
     def needed(self, place, behind, fields):
-        listing = self.run.listing
-        successors = {p: c for c, v in listing.items()
-                      for p in [v.get("tags", {}).get(PREDECESSOR)] if p}
-        for old_id, new_id in self.run.successors.chosen.items():
-            successors[old_id] = new_id
+        successors, predecessors = self.run.successors.verified()
         return self.pems(trusted_ids(
-            stages_behind(place, behind, self.run.stage_map, fields), listing, successors))
+            stages_behind(place, behind, self.run.stage_map, fields), self.run.listing,
+            successors, predecessors))
 
     def publish(self, places, fields):
         wanted = {place: self.needed(place, behind, fields) for place, behind in places.items()}

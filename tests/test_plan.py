@@ -1,5 +1,6 @@
 """The rotation's state machine, as a pure function of tags, listings and time."""
 import datetime
+import re
 
 import pytest
 
@@ -185,8 +186,8 @@ S3 = {"type": "s3", "bucket": "b", "key": "k/{api_id}.pem"}
 
 def test_a_destination_record_round_trips_in_tag_characters():
     value = plan.trust_value(NOW, SSM)
-    assert len(value) <= 256 and set(value) <= set(
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.:/=+-@")
+    assert len(value) <= 256 and set(value) <= set(  # no space either (fact 121)
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/=+-@")
     key = plan.dest_digest(SSM)
     assert key.startswith(plan.TRUST) and key != plan.dest_digest(S3)
     assert key == plan.dest_digest(dict(SSM, tier="Advanced"))  # the same place
@@ -194,7 +195,7 @@ def test_a_destination_record_round_trips_in_tag_characters():
     huge = {"type": "s3", "bucket": "b", "key": "k" * 300}
     assert plan.trust_records({"x": "y", key: plan.trust_value(NOW, huge)}) == {key: (NOW, None)}
     with pytest.raises(plan.StateError):
-        plan.trust_records({key: stamp(NOW) + " !!notbase64"})
+        plan.trust_records({key: stamp(NOW) + "_!!notbase64"})
 
 
 def test_a_destination_no_run_published_is_published_before_anything_else():
@@ -245,3 +246,110 @@ def test_tags_are_merged_into_what_the_certificate_has_now():
     assert plan.merged(dict(current, **out), {LATE: ago(1), SWITCHED: ago(0)},
                        [(SWITCHED_STAGES, "a/prod", True)]) == {}  # nothing more to write
     assert plan.merged({}, {LATE: ago(1)}, []) == {LATE: ago(1)}
+
+
+# -- what a forged tag cannot steer -------------------------------------------------------
+CREATED = NOW - datetime.timedelta(days=355)
+
+
+def cert(cert_id, created, **tags):
+    return {"clientCertificateId": cert_id, "createdDate": created, "tags": tags}
+
+
+def successor(made=NOW, **tags):
+    base = {PREDECESSOR: "old", plan.ORIGIN: plan.origin("old", CREATED, made)}
+    return cert("new", made, **dict(base, **tags))
+
+
+def doubt(old, candidate, stages=(), owned=lambda stage: False):
+    return plan.successor_doubt(old, candidate, list(stages), owned)
+
+
+def stage(api="a1", name="prod"):
+    return {"apiId": api, "stageName": name}
+
+
+def test_a_successor_this_rotation_made_is_adopted():
+    old = cert("old", CREATED)
+    assert doubt(old, successor()) is None
+    switched = cert("old", CREATED, **{SWITCHED: ago(1), PUBLISHED: ago(1),
+                                      plan.SWITCHED_STAGES: "a1/prod"})
+    assert doubt(switched, successor(NOW - datetime.timedelta(days=1)), [stage()]) is None
+
+
+@pytest.mark.parametrize("case,tag,text", [
+    ("no origin", plan.ORIGIN, "no c7n:rotation:origin"),
+    ("older", PREDECESSOR, "before client-certificate:old"),
+    ("origin of another", plan.ORIGIN, "not client-certificate:old"),
+    ("origin not at creation", plan.ORIGIN, "but it was created at"),
+    ("created after publication", PUBLISHED, "after client-certificate:old's trust"),
+    ("another stage presents it", PREDECESSOR, "stage:b1/prod presents it"),
+    ("named by successor only", SUCCESSOR, "its c7n:rotation:predecessor is None"),
+])
+def test_a_candidate_that_disagrees_is_not_adopted(case, tag, text):
+    old, candidate, stages = cert("old", CREATED), successor(), []
+    if case == "no origin":
+        del candidate["tags"][plan.ORIGIN]
+    elif case == "older":
+        candidate["createdDate"] = CREATED - datetime.timedelta(seconds=1)
+    elif case == "origin of another":
+        candidate["tags"][plan.ORIGIN] = plan.origin("other", CREATED, NOW)
+    elif case == "origin not at creation":
+        candidate["tags"][plan.ORIGIN] = plan.origin("old", CREATED, NOW - datetime.timedelta(
+            days=30))
+    elif case == "created after publication":
+        old["tags"][PUBLISHED] = ago(2)
+    elif case == "another stage presents it":
+        old["tags"].update({SWITCHED: ago(0), PUBLISHED: ago(0),
+                            plan.SWITCHED_STAGES: "a1/prod"})
+        stages = [stage(), stage("b1")]
+    else:
+        candidate["tags"].pop(PREDECESSOR)
+    found = doubt(old, candidate, stages)
+    assert found is not None and found[0] == tag and text in found[1], found
+
+
+def test_a_template_owned_stage_may_present_the_successor_after_a_hand_over():
+    old = cert("old", CREATED, **{PUBLISHED: ago(1), plan.HANDED: "0"})
+    assert doubt(old, successor(NOW - datetime.timedelta(days=1)), [stage("t1")],
+                 owned=lambda s: True) is None
+    assert doubt(old, successor(NOW - datetime.timedelta(days=1)), [stage("t1")]) is not None
+
+
+def check(tags, successor="new", stage_certs=None):
+    plan.check_state(tags, "old", CREATED, NOW, successor, stage_certs or {})
+
+
+@pytest.mark.parametrize("tags,text", [
+    ({PUBLISHED: "2026-11-27 12:00"}, "not a time as this action writes it"),
+    ({PUBLISHED: stamp(NOW + datetime.timedelta(days=1))}, "in the future"),
+    ({PUBLISHED: stamp(CREATED - datetime.timedelta(days=1))}, "before the certificate"),
+    ({PUBLISHED: ago(1), SWITCHED: ago(2)}, "trust is published before anything else"),
+    ({SWITCHED: ago(2)}, "but c7n:rotation:published-at is not set"),
+    ({PUBLISHED: ago(1), plan.SWITCHED_STAGES: "a1/prod; rm"}, "which is no stage"),
+    ({PUBLISHED: ago(1), plan.SWITCHED_STAGES: "b1/prod"}, "presents client-certificate:third"),
+    ({PUBLISHED: ago(1), plan.HANDED: "-1"}, "not a count"),
+])
+def test_a_state_tag_this_action_could_not_have_written_stops_it(tags, text):
+    with pytest.raises(plan.StateError, match=re.escape(text)):
+        check(tags, stage_certs={"a1/prod": "old", "b1/prod": "third"})
+
+
+def test_state_without_a_successor_of_its_own_stops_it():
+    with pytest.raises(plan.StateError, match="no successor that this rotation made exists"):
+        check({SUCCESSOR: "forged", PUBLISHED: ago(1)}, successor=None)
+    check({SUCCESSOR: "forged"}, successor=None)  # alone: a new successor replaces it
+    check({PUBLISHED: ago(1), RETIRE_AFTER: stamp(NOW + datetime.timedelta(days=6)),
+           SWITCHED: ago(1), plan.SWITCHED_STAGES: "a1/prod " + plan.digest("x/y")},
+          stage_certs={"a1/prod": "new"})  # what the action writes passes
+
+
+def test_preview_is_the_run_of_next_step():
+    steps, after = plan.preview({}, None, 1, NOW, Options(0, 0, False))
+    assert [s.name for s in steps] == ["generate", "publish", "switch", "retire"]
+    steps, after = plan.preview({}, None, 1, NOW, STAGED)
+    assert [s.name for s in steps] == ["generate", "publish", "wait"]
+    assert plan.gates(after, NOW, STAGED) == {"switch": NOW + datetime.timedelta(days=3),
+                                              "delete": NOW + datetime.timedelta(days=10)}
+    steps, _ = plan.preview({}, None, 1, NOW, Options(0, 0, False), owned_certificate=True)
+    assert [s.name for s in steps][-1] == "done"  # a template's certificate is never retired

@@ -363,7 +363,7 @@ def test_successor_is_rotated_in_turn_a_year_later(sandbox, estate, tmp_path):
     sandbox.advance(days=360)
     custodian_run(sandbox, tmp_path, policy, days=360)
     records = action_records(tmp_path)
-    assert records[estate["old"]] == {"successor": first}  # nothing to do
+    assert records[estate["old"]] == {"successor": first, "steps": ["done"]}  # nothing to do
     certs, stages = check_invariants(sandbox, estate)
     assert estate["old"] in certs  # never deleted without delete-after-days
     second = successor_of(certs, first)

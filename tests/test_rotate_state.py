@@ -246,8 +246,8 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
         (new,) = successors_of(certificates(), old)
         for api in stages[old]:
             label = "%s/prod" % api
-            assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] == new
             assert plan.has_label(found, SWITCHED_STAGES, label), (label, found)
+            assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] == new
             shown = sandbox.presented(ACCOUNT, REGION, api, "prod")
             if api in failing:
                 assert shown["presented"] == old
@@ -315,3 +315,19 @@ def test_without_a_date_header_the_local_clock_is_used(sandbox, tmp_path):
     custodian_run(sandbox, tmp_path, rotate(switch=0, delete=None, publish=PER_STAGE))
     state = estate.check()
     assert all(set(state[old][1]) == {state[old][0]} != {old} for old in estate.olds)
+
+
+def test_delete_refuses_a_local_clock_far_from_aws(sandbox, tmp_path):
+    """``delete`` compares the delete window with AWS's time too: far off, nothing is deleted;
+    the same policy deletes once the clocks agree (the control)."""
+    unused = make_cert(sandbox, -1, description="expired")
+    policy = {"name": "delete", "resource": "aws.apigw-client-certificate",
+              "actions": [{"type": "delete"}]}
+    sandbox.switches(date_skew=-3600)
+    _, proc = custodian_run(sandbox, tmp_path, policy, check=False)
+    assert proc.returncode != 0 and "nothing deleted" in proc.stderr
+    assert "+3600 seconds from AWS's" in proc.stderr
+    assert unused in certificates()
+    sandbox.switches(date_skew=0)
+    custodian_run(sandbox, tmp_path, policy)
+    assert unused not in certificates()
