@@ -29,7 +29,7 @@ from botocore.waiter import WaiterModel, create_waiter_with_client
 from c7n.exceptions import PolicyValidationError
 from c7n.utils import type_schema
 
-from . import acm, bundles, plan
+from . import acm, bundles, owners, plan
 from .plan import PREDECESSOR, SUCCESSOR, Failed, stamp
 from .publish import CERT_FIELDS, check_template, dest_fields, template_fields
 from .resource import ClientCertificate
@@ -288,6 +288,20 @@ class PrivateCertificates:
             ready.append(cert)
         return ready, []
 
+    def verified(self):
+        """({old id: ARN}, {ARN: old id}) of the successors this run checked (``adopt``): what
+        trust is computed from (``rotate.Trust``)."""
+        return dict(self.chosen), {arn: old for old, arn in self.chosen.items()}
+
+    def doubt(self, old, candidate):
+        """Why a generated certificate is not a successor that a rotation made for ``old``,
+        or None: the rotation's own rule (``plan.successor_doubt``), so that a certificate
+        still being rotated into is not migrated under its predecessor's stages."""
+        owner_tags = self.run.hand_over.owner_tags
+        return plan.successor_doubt(
+            old, candidate, self.run.stage_map.get(candidate["clientCertificateId"], ()),
+            lambda stage: owners.stage_owner(stage, owner_tags) is not None)
+
     def needs_one(self, cert):
         old_id = cert["clientCertificateId"]
         old = self.run.listing.get(old_id)
@@ -315,7 +329,9 @@ class PrivateCertificates:
                          "remove tag %s) before migrating" % (arn, SUCCESSOR))
         if not arn:
             found = sorted(self.search().get(old_id, ()))
-            if not found:
+            if not found:  # its state, before any of it steers the migration
+                plan.check_state(old.get("tags", {}), old_id, plan.created(old),
+                                 self.run.now, None, self.run.stage_certs())
                 return None
             arn = found[0][1]
             for _, extra in found[1:]:
@@ -323,6 +339,8 @@ class PrivateCertificates:
                                  "tagged as its successor: not used", old_id, extra)
             self.run.mark(old_id, {SUCCESSOR: arn})
         self.adopt(cert, arn)
+        plan.check_state(old.get("tags", {}), old_id, plan.created(old), self.run.now, arn,
+                         self.run.stage_certs())
         return arn
 
     def search(self):
