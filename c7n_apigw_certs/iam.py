@@ -277,6 +277,12 @@ def policy_document(policy_files, partition="aws", region="*", account="*", for_
     """The IAM policy document that the policies in these files need, loaded and validated by
     c7n (``for_plan``: what ``c7n-apigw-certs plan`` needs for them). Raises
     ``PolicyFileError`` naming the file (and policy) that is not valid."""
+    return document(policy_resources_of(policy_files, region, account, for_plan), partition,
+                    region, account)
+
+
+def policy_resources_of(policy_files, region="*", account="*", for_plan=False):
+    """{action: {patterns}} that the policies in these files need (see ``policy_document``)."""
     from c7n.config import Config
 
     import c7n_apigw_certs
@@ -289,4 +295,4 @@ def policy_document(policy_files, partition="aws", region="*", account="*", for_
     for path in policy_files:
         for policy in load_policies(path, options):
             merge(found, policy_resources(policy, for_plan))
-    return document(found, partition, region, account)
+    return found
