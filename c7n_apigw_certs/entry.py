@@ -10,3 +10,4 @@ from . import filters, retire, rotate, tags  # noqa: F401,E402,I001
 from . import metrics  # noqa: F401,E402,I001
 from . import events  # noqa: F401,E402,I001
 from . import findings  # noqa: F401,E402,I001
+from . import migrate  # noqa: F401,E402,I001

@@ -204,19 +204,23 @@ class RotateClientCertificate(BaseAction):
         return self
 
     def process(self, resources):
-        run = Rotation(self, resources)
+        run = self.executor(resources)
         try:
             run.execute()
         finally:  # what was done is written even if something unforeseen stopped the run
-            self.manager.ctx.output.write_file("action-rotate", dumps(
+            self.manager.ctx.output.write_file("action-%s" % self.type, dumps(
                 [{k: c.get(k) for k in ("clientCertificateId", RECORD)} for c in resources],
                 indent=2))
             self.manager.ctx.output.write_file("handover.json", dumps(
                 run.hand_over.entries, indent=2))
         if run.failures:
-            raise PolicyExecutionError("rotate failed for %d certificate(s): %s" % (
-                len(run.failures), "; ".join(run.failures)))
+            raise PolicyExecutionError("%s failed for %d certificate(s): %s" % (
+                self.type, len(run.failures), "; ".join(run.failures)))
         return resources
+
+    def executor(self, resources):
+        """One run's executor; ``migrate`` (migrate.py) gives its own."""
+        return Rotation(self, resources)
 
 
 class Rotation:
@@ -236,10 +240,7 @@ class Rotation:
         self.fields = {"region": region, "account_id": self.manager.config.account_id or ""}
         self.stores = Stores(self.manager.session_factory, region, self.manager.retry)
         self.trust = Trust(self)
-        self.successors = Successors(self, session.client(
-            # botocore's retry takes LimitExceededException (the quota) for throttling and backs
-            # off for seconds: generate without it. c7n's retry still backs off on 429s.
-            "apigateway", region_name=region, config=Config(retries={"total_max_attempts": 1})))
+        self.successors = self.successor_source(session, region)
         self.switcher = Switcher(self, stages.adapters(session, region, self.manager.retry))
         self.retirement = Retirement(self)
         self.hand_over = HandOver(self)
@@ -247,6 +248,15 @@ class Rotation:
         self.journal = {}  # every stage-list edit of this run, per certificate, in order
         self.own_keys = [plan.dest_digest(d) for d in data["publish"]]
         self.listing, self.stage_map = {}, {}
+
+    def successor_source(self, session, region):
+        """Where successors come from: ``GenerateClientCertificate`` here; an ACM private
+        certificate in the migration (``migrate.PrivateCertificates``), which keeps the same
+        interface (``wave``, ``chosen``, ``orphans``)."""
+        return Successors(self, session.client(
+            # botocore's retry takes LimitExceededException (the quota) for throttling and backs
+            # off for seconds: generate without it. c7n's retry still backs off on 429s.
+            "apigateway", region_name=region, config=Config(retries={"total_max_attempts": 1})))
 
     # -- the run ------------------------------------------------------------------------
     def execute(self):
@@ -832,7 +842,10 @@ class Trust:
         record["published"] = self.publish(places, fields)
 
     def pems(self, ids):
-        return [self.run.listing[i]["pemEncodedCertificate"] for i in ids]
+        """The PEMs to trust for these certificates: one each, or a CA chain for a successor
+        whose trust is its CA's (the migration's)."""
+        return [pem for i in ids
+                for pem in bundles.split(self.run.listing[i]["pemEncodedCertificate"])]
 
     def needed(self, place, behind, fields):
         successors, predecessors = self.run.successors.verified()
@@ -859,7 +872,7 @@ class Trust:
     def holds(self, place, pem, cache):
         if place not in cache:
             cache[place] = self.run.stores.read(place).text
-        return bundles.holds(cache[place], pem)
+        return all(bundles.holds(cache[place], one) for one in bundles.split(pem))
 
     def lacking(self, places, stage, fields, new_pem, cache):
         """The places behind a stage that lack a PEM the stage may present, read fresh (what a

@@ -1,5 +1,6 @@
 """``c7n-apigw-certs demo`` (what ``make demo`` runs), from the installed command, as a new user
-runs it: the audit, then the staged rotation of the demo estate on days 0, 3 and 10."""
+runs it: the audit, then the staged rotation of the demo estate on days 0, 3 and 10, then the
+migration of one certificate to a private certificate and its renewal."""
 import json
 import os
 import re
@@ -116,6 +117,17 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     (active,) = [line for line in after.splitlines() if "ACTIVE" in line]
     assert re.search(r"ACTIVE +CRITICAL +acm:\w{6} b2b.example.com +days left -1", active)
     assert after.count("INFORMATIONAL") == 4
+    # The migration of one certificate, then a renewal that needs nothing (sandbox/demo.py).
+    migration = text.split("The migration (policies/migrate.yml)", 1)[1]
+    assert re.search(r"\w{6}: acm \w{8} requested; CA chain trusted in 2 bundle\(s\); 1 stage\(s\) "
+                     r"switched; deleted, its PEM removed from 2 bundle\(s\)", migration)
+    assert re.search(r"REST eu-orders-api \(\w{10}\) / staging presents acm \w{8}; its bundle "
+                     r"holds CN=Demo Issuing CA, CN=Demo Root CA", migration)
+    assert "renewal SUCCESS, a new certificate (new serial) under the same ARN" in migration
+    assert "bundle unchanged; no run of the plugin needed" in migration
+    (entry,) = json.load(open(os.path.join(out, "migrate", "apigw-client-certificates-migrate",
+                                           "action-migrate")))
+    assert entry["c7n:rotation"]["deleted"] is True
     # Requests by real TLS through every stage the whole rotation long: none refused.
     if "The rotation by real TLS is not shown" in text:
         needs_nginx()  # fails in CI; elsewhere skips, saying why

@@ -29,6 +29,7 @@ import base64
 import datetime
 import functools
 import re
+import threading
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,6 +44,11 @@ from moto.core.responses import ActionResult, EmptyResult
 from . import acmpca
 from .certificates import KEY_TYPES, key_pem, key_type_of, pooled_key
 from .controls import CONTROLS
+
+# One RequestCertificate at a time: an idempotency token is one request to ACM ("ACM recognizes
+# that you are requesting only one certificate", docs/aws-behaviour.md fact 146), so two
+# concurrent calls with one token must not both pass moto's check-then-set.
+_REQUEST_LOCK = threading.Lock()
 
 PRIVATE_DAYS = 395  # 13 months (fact 116)
 PUBLIC_DAYS = 198  # ACM's public certificates (ACM user guide, "ACM certificate")
@@ -626,6 +632,10 @@ class SandboxACMResponse(AWSCertificateManagerResponse):
         return ActionResult(result={"CertificateArn": cert.arn})
 
     def request_certificate(self):
+        with _REQUEST_LOCK:
+            return self._request_certificate()
+
+    def _request_certificate(self):
         token = self._get_param("IdempotencyToken")
         tags = self._get_param("Tags")
         backend = self.acm_backend

@@ -3,8 +3,10 @@
 It starts ``c7n-apigw-certs sandbox --seed demo`` in its own process, runs the stock
 ``custodian run`` on ``policies/expiring.yml`` in both demo regions and prints what was found;
 then runs ``policies/rotate.yml`` on simulated days 0, 3 and 10 and prints what each run did;
-and stops the sandbox. Every command it runs is what a user would type; for the later days the
-sandbox's clock and the command's are moved on (``timeshift.py``), as the days would pass.
+then migrates one certificate to an ACM private certificate with ``policies/migrate.yml`` and
+shows a renewal that needs no change; and stops the sandbox. Every command it runs is what a
+user would type; for the later days the sandbox's clock and the command's are moved on
+(``timeshift.py``), as the days would pass.
 """
 import json
 import os
@@ -155,6 +157,8 @@ def run_demo(policy="policies/expiring.yml", output_dir="out",
             print("After the rotation, day %d: the findings of the rotated certificates are "
                   "archived by the next run:" % day)
             shown.show_findings(FINDINGS, os.path.join(output_dir, "signals-day-%d" % day), day)
+        if os.path.exists(MIGRATE):
+            migration(sandbox, env, output_dir, ROTATION_DAYS[-1])
 
 
 def custodian_command(output_dir, policy, day=0):
@@ -308,3 +312,96 @@ def print_failure(proc):
 
 def indent(text, width=8):
     return "\n".join(" " * width + line for line in text.splitlines())
+
+
+MIGRATE = "policies/migrate.yml"
+MIGRATE_REGION, MIGRATED = "eu-west-1", "eu-staging"
+SHIPPED_CA = ("arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/"
+              "11111111-2222-3333-4444-555555555555")
+
+
+def short(arn):
+    """An ACM or Private CA ARN as the demo prints it: its kind and the first 8 of its UUID."""
+    return "%s %s" % ("CA" if ":acm-pca:" in arn else "acm", arn.rsplit("/", 1)[1][:8])
+
+
+def migration(sandbox, env, output_dir, day):
+    """``policies/migrate.yml`` on one certificate of the estate (``eu-staging``, healthy: the one
+    that would otherwise be rotated next year), with a new private CA of its region and both
+    gates at 0 days so that one run shows every step; then a renewal of the private
+    certificate by ACM (the sandbox's control), and what it takes: nothing."""
+    import boto3
+    from cryptography import x509
+
+    from .remote import SandboxClient
+    control = SandboxClient(sandbox.env["AWS_ENDPOINT_URL"])
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    clients = {name: session.client(name, region_name=MIGRATE_REGION,
+                                    endpoint_url=sandbox.env["AWS_ENDPOINT_URL"])
+               for name in ("apigateway", "ssm")}
+    root = control.create_private_ca(MIGRATE_REGION, "Demo Root CA")
+    issuing = control.create_private_ca(MIGRATE_REGION, "Demo Issuing CA", 1800, root["arn"])
+    text = open(MIGRATE).read().replace(SHIPPED_CA, issuing["arn"]).replace(
+        "switch-after-days: 3", "switch-after-days: 0")
+    text = text.replace("delete-after-days: 7", "delete-after-days: 0").replace(
+        "      - type: kind\n        kinds: [generated]\n",
+        "      - type: kind\n        kinds: [generated]\n      - description: %s\n" % MIGRATED)
+    os.makedirs(output_dir, exist_ok=True)
+    policy = os.path.join(output_dir, "migrate-demo.yml")
+    with open(policy, "w") as fh:
+        fh.write(text)
+    print("\nThe migration (%s) of one certificate, %s in %s, to a private certificate of a new "
+          "issuing CA (%s, under a root CA): a copy of the policy with that CA, the one "
+          "certificate, and both gates at 0 days, so that one run shows every step.\n" % (
+              MIGRATE, MIGRATED, MIGRATE_REGION, short(issuing["arn"])))
+    out = os.path.join(output_dir, "migrate")
+    args = ["run", "--cache-period", "0", "-s", out, "--region", MIGRATE_REGION, policy]
+    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", str(day * 86400)]
+    print("day %-3d $ custodian %s" % (day, " ".join(args)), flush=True)
+    proc = subprocess.run(shift + ["custodian"] + args, env=env, capture_output=True, text=True)
+    name = policy_names(policy)[0]
+    records = json.load(open(os.path.join(out, name, "action-migrate")))
+    for entry in records:
+        record = entry["c7n:rotation"]
+        if record.get("successor"):
+            print(indent("%s: %s requested; CA chain trusted in %d bundle(s); %d stage(s) "
+                         "switched; %s" % (
+                             entry["clientCertificateId"], short(record["successor"]),
+                             len(record.get("published", ())), len(record.get("switched", ())),
+                             "deleted, its PEM removed from %d bundle(s)" % len(
+                                 record.get("unpublished", ())) if record.get("deleted")
+                             else "not deleted")))
+    print_failure(proc)
+    migrated = [e["c7n:rotation"]["successor"] for e in records
+                if e["c7n:rotation"].get("successor")]
+    if not migrated:
+        return
+    arn = migrated[0]
+    apigw, ssm = clients["apigateway"], clients["ssm"]
+    for api in apigw.get_rest_apis()["items"]:
+        for stage in apigw.get_stages(restApiId=api["id"])["item"]:
+            if stage.get("clientCertificateId") != arn:
+                continue
+            where = (api["id"], stage["stageName"])
+            bundle = ssm.get_parameter(Name="/apigw/client-certs/%s/%s" % where)[
+                "Parameter"]["Value"]
+            held = [c.subject.rfc4514_string()
+                    for c in x509.load_pem_x509_certificates(bundle.encode())]
+            print(indent("REST %s (%s) / %s presents %s; its bundle holds %s" % (
+                api["name"], api["id"], stage["stageName"], short(arn), ", ".join(held))))
+            before = control.presented_certificate("123456789012", MIGRATE_REGION, *where)
+            renewed = control.renew_acm_certificate(arn)
+            after = control.presented_certificate("123456789012", MIGRATE_REGION, *where)
+            leaf = x509.load_pem_x509_certificate(after["certificate_pem"].encode())
+            issuer = x509.load_pem_x509_certificate(issuing["certificate_pem"].encode())
+            leaf.verify_directly_issued_by(issuer)  # raises if the bundle's CA did not sign it
+            same = ssm.get_parameter(Name="/apigw/client-certs/%s/%s" % where)[
+                "Parameter"]["Value"] == bundle
+            print(indent("ACM renews %s (the sandbox's control): renewal %s, a new certificate "
+                         "(%s) under the same ARN, until %s; the stage presents it now, signed "
+                         "by the CA its bundle holds; bundle %s; no run of the plugin needed" % (
+                             short(arn), renewed["renewal_summary"]["RenewalStatus"],
+                             "new serial" if before["certificate_pem"] !=
+                             after["certificate_pem"] else "SAME SERIAL",
+                             renewed["not_after"][:10],
+                             "unchanged" if same else "CHANGED")))
