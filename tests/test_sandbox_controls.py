@@ -62,6 +62,27 @@ def test_clock_frozen_or_ticking():
     assert clock.ticking and clock.offset == datetime.timedelta(0)
 
 
+def test_the_rates_clock_counts_advances_and_never_runs_back():
+    """Clock.seconds (the throttle's and the deployment rate's): real seconds plus every forward
+    advance, whatever "now" is set to, so a wait passed on the sandbox's clock refills the
+    rates as a real one does, and moving "now" back never stretches a window."""
+    clock = Clock()
+    start = clock.seconds()
+    clock.set(datetime.datetime(2030, 5, 1, tzinfo=UTC), tick=False)
+    clock.advance(seconds=5)
+    assert clock.seconds() - start >= 5
+    moved = clock.seconds()
+    clock.set(datetime.datetime(2020, 1, 1, tzinfo=UTC), tick=False)  # "now" moved back
+    clock.advance(seconds=-60)
+    clock.reset()
+    assert clock.seconds() >= moved
+    rate = Throttle(clock=clock.seconds)
+    rate.configure(rate=1, burst=1)
+    assert rate.allow("a") and not rate.allow("a")  # the bucket is empty...
+    clock.advance(seconds=1)
+    assert rate.allow("a")  # ...and a second on the sandbox's clock refills a token
+
+
 def test_one_shot_fault_aimed_at_one_stage(sandbox):
     cert_id = make_cert(sandbox, 10)
     api_a, api_b = make_rest_stage(cert_id, "a"), make_rest_stage(cert_id, "b")
