@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ConnectionClosedError
 
-from c7n_apigw_certs.sandbox.controls import CONFIG_TYPES, Clock, Throttle
+from c7n_apigw_certs.sandbox.controls import CONFIG_TYPES, CONTROLS, Clock, Throttle
 from c7n_apigw_certs.sandbox.demo import RunningSandbox
 from c7n_apigw_certs.sandbox.remote import SandboxError
 from conftest import NO_RETRY, client, make_cert, make_rest_stage
@@ -270,6 +270,32 @@ def test_counters_are_per_operation_and_resettable(sandbox):
                     ("eu-west-1", "apigatewayv2", "GetApis"): 1}
     sandbox.reset_counters()
     assert sandbox.counters() == []
+
+
+def test_reset_leaves_nothing_for_the_next_test(sandbox):
+    """A worker's one server serves all its tests: ``reset`` (the ``sandbox`` fixture's) puts
+    every control back and empties moto's state in every service a test writes to."""
+    defaults = sandbox.switches()
+    cert_id = make_cert(sandbox, 10)
+    make_rest_stage(cert_id)
+    client("ssm").put_parameter(Name="/left/over", Value="x", Type="String")
+    client("s3").create_bucket(Bucket="left-over")
+    client("sqs").create_queue(QueueName="left-over")
+    sandbox.set_now("2030-01-01T00:00:00+00:00", tick=False)
+    sandbox.add_fault("GetStages", code="BadRequestException", status=400)
+    sandbox.throttle(rate=5, burst=5)
+    sandbox.switches(needs_deployment=True, quota=3, deploy_interval=60, delete_in_use="refuse")
+    assert sandbox.counters() != []
+    sandbox.reset()
+    assert sandbox.switches() == defaults
+    assert sandbox.clear_faults() == {"faults": []}
+    assert sandbox.counters() == []
+    assert CONTROLS.clock.ticking and CONTROLS.throttle.rate is None  # this process's server
+    assert client("apigateway").get_client_certificates()["items"] == []
+    assert client("apigateway").get_rest_apis()["items"] == []
+    assert client("ssm").describe_parameters()["Parameters"] == []
+    assert client("s3").list_buckets()["Buckets"] == []
+    assert client("sqs").list_queues().get("QueueUrls", []) == []
 
 
 def test_sandbox_command_serves_the_demo_estate():
