@@ -45,10 +45,13 @@ setup(
     extras_require={
         # The sandbox patches moto's API Gateway internals: pinned to the minor it was built on.
         # Services beyond API Gateway: stores (ssm, s3), templates (cloudformation), signals
-        # (cloudwatch, events, sqs), Lambda modes and AWS Config (awslambda, iam, logs, config).
-        # cryptography mints the sandbox's real X.509 certificates (sandbox/certificates.py).
-        "sandbox": ["moto[server,apigateway,apigatewayv2,ssm,s3,sts,cloudformation,cloudwatch,"
-                    "config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3", "cryptography>=42",
+        # (cloudwatch, events, sqs), Lambda modes and AWS Config (awslambda, iam, logs, config),
+        # ACM certificates on stages and their private CAs (acm, acmpca).
+        # cryptography mints the sandbox's real X.509 certificates (sandbox/certificates.py);
+        # 43 has the client-certificate path verifier the ACM tests check chains with.
+        "sandbox": ["moto[server,apigateway,apigatewayv2,acm,acmpca,ssm,s3,sts,cloudformation,"
+                    "cloudwatch,config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3",
+                    "cryptography>=43",
                     # The demo's simulated days (sandbox/timeshift.py).
                     "freezegun"],
         # c7n-mailer: the shipped mail template is rendered by its own renderer in the tests.

@@ -1,5 +1,6 @@
 """The ``c7n-apigw-certs`` command: ``sandbox`` (the offline stand-in for AWS), ``demo``,
-``iam`` (the IAM policy that policy files need), and ``mailer-templates`` (the folder of the
+``iam`` (the IAM policy that policy files need), ``trust-sync`` (a backend host's trust file
+kept in step with a bundle), and ``mailer-templates`` (the folder of the
 c7n-mailer templates this package ships, for ``c7n-mailer --templates``). Each imports what it
 needs when it runs: c7n only for ``iam`` and ``demo``."""
 import argparse
@@ -55,14 +56,26 @@ def run_sandbox(args):
 
 def run_iam(args):
     """Print the policy document on stdout, nothing else; a file or policy that is not valid is
-    named on stderr, exit 2."""
-    from .iam import PolicyFileError, policy_document
+    named on stderr, exit 2. ``--trust-sync SOURCE`` adds what ``trust-sync --from SOURCE``
+    reads; alone, the document is only that."""
+    from .iam import PolicyFileError, document, merge, policy_resources_of
+    from .trust_sync import Source
+    if not args.policy_files and not args.trust_sync:
+        sys.stderr.write("c7n-apigw-certs iam: give POLICY.yml files, --trust-sync SOURCE, "
+                         "or both\n")
+        sys.exit(2)
     try:
-        doc = policy_document(args.policy_files, partition=args.partition, region=args.region,
-                              account=args.account)
+        found = policy_resources_of(args.policy_files, region=args.region,
+                                    account=args.account) if args.policy_files else {}
+        for source in args.trust_sync:
+            merge(found, Source(source).iam_resources())
     except PolicyFileError as e:
         sys.stderr.write("c7n-apigw-certs iam: %s\n" % e)
         sys.exit(2)
+    except ValueError as e:
+        sys.stderr.write("c7n-apigw-certs iam: --trust-sync %s\n" % e)
+        sys.exit(2)
+    doc = document(found, args.partition, args.region, args.account)
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
@@ -97,13 +110,30 @@ def main(argv=None):
     demo.add_argument("--output-dir", default="out")
     iam = commands.add_parser(
         "iam", help="print the least-privilege IAM policy document that policy files need")
-    iam.add_argument("policy_files", nargs="+", metavar="POLICY.yml")
+    iam.add_argument("policy_files", nargs="*", metavar="POLICY.yml")
+    iam.add_argument("--trust-sync", action="append", default=[], metavar="SOURCE",
+                     help="also what `trust-sync --from SOURCE` reads (ssm:NAME or "
+                     "s3://BUCKET/KEY); repeatable")
     iam.add_argument("--partition", default="aws",
                      type=_matching(r"aws(-[a-z]+)*", "a partition (aws, aws-cn, aws-us-gov...)"))
     iam.add_argument("--region", default="*", help="default: * (any region)",
                      type=_matching(r"\*|[a-z]{2}(-[a-z]+)+-\d+", "a region or *"))
     iam.add_argument("--account", default="*", help="default: * (any account)",
                      type=_matching(r"\*|\d{12}", "a 12-digit account id or *"))
+    sync = commands.add_parser(
+        "trust-sync", help="keep a backend's trust file in step with a published bundle "
+        "(from cron, a systemd timer or a sidecar)")
+    sync.add_argument("--from", dest="source", required=True, metavar="SOURCE",
+                      help="ssm:NAME or s3://BUCKET/KEY")
+    sync.add_argument("--to", required=True, metavar="FILE", help="the trust file to maintain")
+    sync.add_argument("--reload", metavar="COMMAND",
+                      help="shell command run after the file changed, e.g. 'nginx -s reload'; "
+                      "if it fails, the old file is put back")
+    sync.add_argument("--format", choices=["pem", "nginx-map"], default="pem",
+                      help="pem: the bundle as published (default); nginx-map: the "
+                      "certificates' SHA-1 fingerprints for nginx's map $ssl_client_fingerprint")
+    sync.add_argument("--reload-timeout", type=int, default=60, metavar="SECONDS")
+    sync.add_argument("--region", help="the store's region (default: the SDK's)")
     commands.add_parser(
         "mailer-templates", help="print the folder of the shipped c7n-mailer templates "
         "(for c7n-mailer --templates)")
@@ -115,6 +145,9 @@ def main(argv=None):
         run_demo(args.policy, args.output_dir, args.rotate_policy)
     elif args.command == "iam":
         run_iam(args)
+    elif args.command == "trust-sync":
+        from .trust_sync import main as trust_sync
+        trust_sync(args)
     elif args.command == "mailer-templates":
         sys.stdout.write(mailer_templates() + "\n")
 

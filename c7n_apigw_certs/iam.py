@@ -57,7 +57,9 @@ for Amazon S3; docs/aws-behaviour.md, facts 39-43):
   ARN, its id a wildcard ("not authorized to perform: apigateway:PUT on resource:
   arn:aws:apigateway:us-east-1::/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2F*",
   mattclay/aws-terminator pull request 284). Hence ``apigateway:PUT`` on ``/tags/*``, which also
-  covers ``TagResource``.
+  covers ``TagResource``; ``TagResource`` is checked as ``apigateway:PATCH`` on the tagged
+  resource too (fact 136, iann0036/iam-dataset pull request 39), which the tag actions and
+  ``rotate`` declare on ``/clientcertificates/*``.
 - SSM parameters: ``arn:${Partition}:ssm:${Region}:${Account}:parameter/`` and the name without
   its leading slash; S3: ``arn:${Partition}:s3:::{bucket}/{key}`` (objects) and
   ``arn:${Partition}:s3:::{bucket}`` (``s3:ListBucket``).
@@ -112,6 +114,12 @@ FALLBACK = {
     # that has no resource-level permissions.
     "c7n.resources.apigw.RestStage": {
         "apigateway:GET": [apigateway_arn("/restapis"), apigateway_arn("/restapis/*/stages")],
+        "tag:GetResources": [EVERYTHING],
+    },
+    # aws.apigwv2-stage (c7n/resources/apigw.py, ApiGatewayV2Stage): GetApis through its parent
+    # aws.apigwv2, then GetStages of each API; tag:GetResources as above.
+    "c7n.resources.apigw.ApiGatewayV2Stage": {
+        "apigateway:GET": [apigateway_arn("/apis"), apigateway_arn("/apis/*/stages")],
         "tag:GetResources": [EVERYTHING],
     },
 }
@@ -268,6 +276,12 @@ def document(resources, partition="aws", region="*", account="*"):
 def policy_document(policy_files, partition="aws", region="*", account="*"):
     """The IAM policy document that the policies in these files need, loaded and validated by
     c7n. Raises ``PolicyFileError`` naming the file (and policy) that is not valid."""
+    return document(policy_resources_of(policy_files, region, account), partition, region,
+                    account)
+
+
+def policy_resources_of(policy_files, region="*", account="*"):
+    """{action: {patterns}} that the policies in these files need (see ``policy_document``)."""
     from c7n.config import Config
 
     import c7n_apigw_certs
@@ -280,4 +294,4 @@ def policy_document(policy_files, partition="aws", region="*", account="*"):
     for path in policy_files:
         for policy in load_policies(path, options):
             merge(found, policy_resources(policy))
-    return document(found, partition, region, account)
+    return found

@@ -25,15 +25,18 @@ DESTINATION_SCHEMA = {
     "additionalProperties": False,
     "required": ["type"],
     "properties": {
-        "type": {"enum": ["ssm", "s3"]},
+        "type": {"enum": ["ssm", "s3", "elb-trust-store"]},
         "name": {"type": "string", "minLength": 1},
         "tier": {"enum": sorted(TIERS)},  # SSM tiers and their sizes: stores.TIERS
         "bucket": {"type": "string", "minLength": 1},
         "key": {"type": "string", "minLength": 1},
+        # An ELB trust store's name, fed from the S3 object bucket/key (stores.ElbTrustStore).
+        "trust_store": {"type": "string", "minLength": 1},
     },
 }
-REQUIRED = {"ssm": ("name",), "s3": ("bucket", "key")}
-OPTIONAL = {"ssm": ("tier",), "s3": ()}
+REQUIRED = {"ssm": ("name",), "s3": ("bucket", "key"),
+            "elb-trust-store": ("trust_store", "bucket", "key")}
+OPTIONAL = {"ssm": ("tier",), "s3": (), "elb-trust-store": ()}
 
 
 def template_fields(template):
@@ -86,7 +89,8 @@ def render(dest, fields, stage=None):
 
 
 class Location:
-    """One rendered place: an SSM parameter, or an S3 object."""
+    """One rendered place: an SSM parameter, an S3 object, or an ELB trust store and its S3
+    object."""
 
     def __init__(self, dest, fields):
         self.dest = dest
@@ -95,6 +99,8 @@ class Location:
 
     @property
     def label(self):
+        if self.type == "elb-trust-store":
+            return "elb-trust-store:%s (s3://%s/%s)" % self.parts
         return "%s:%s" % (self.type, "/".join(self.parts) if self.type == "s3" else self.parts[0])
 
     def __eq__(self, other):

@@ -150,8 +150,8 @@ class RotateClientCertificate(BaseAction):
             "apigateway:GET": usage.LISTING_PATHS,
             "apigateway:POST": ("/clientcertificates",),
             "apigateway:PUT": ("/tags/*",),
-            # TagResource is listed under PATCH, POST and PUT; a test against AWS found PATCH on
-            # the tagged certificate needed (fact 40; iann0036/iam-dataset#39).
+            # TagResource is checked as PUT on /tags/<ARN> and PATCH on the tagged certificate
+            # (fact 136; iann0036/iam-dataset#39, tested against AWS).
             "apigateway:PATCH": ("/clientcertificates/*",),
             "apigateway:DELETE": ("/clientcertificates/*",),
         }

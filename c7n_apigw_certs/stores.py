@@ -26,6 +26,7 @@ can say which bundle of which certificate failed and go on with the others. Thro
 retried by c7n's retry (``retry``, e.g. ``manager.retry``), never here.
 """
 import logging
+import time
 from collections import namedtuple
 from contextlib import contextmanager
 
@@ -270,7 +271,147 @@ class S3Store:
         return "newer"
 
 
-STORES = {"ssm": SsmStore, "s3": S3Store}
+class ElbTrustStore(S3Store):
+    """An Elastic Load Balancing trust store fed from an S3 CA bundle (docs/aws-behaviour.md,
+    facts 162-169). The bundle is the S3 object, merged and written as ``S3Store`` writes it;
+    a written version reaches the load balancer only through ``ModifyTrustStore`` with that
+    object version (fact 162), and only once ``DescribeTrustStores`` answers ACTIVE with as many
+    CA certificates as the bundle holds is it trusted (``write``). A bundle the trust store
+    refuses (``InvalidCaCertificatesBundle``: an API Gateway certificate, self-signed without
+    the CA flag, may be refused: fact 164) is put back as it was in S3 and fails that
+    certificate before any stage moves, saying the load balancer needs a CA. The trust store
+    must exist (the load balancer's listener names it); the bucket must be versioned.
+
+    A bundle written to S3 that the trust store did not load (a run that stopped in between)
+    is loaded by the next run: ``in_sync`` compares the trust store with the object."""
+
+    service = "s3"
+    extra_service = "elbv2"
+    permissions = ("s3:GetObject", "s3:PutObject", "s3:ListBucket",
+                   "elasticloadbalancing:DescribeTrustStores",
+                   "elasticloadbalancing:ModifyTrustStore")
+    ACTIVE_CHECKS = 30
+    ACTIVE_WAIT = 2.0  # seconds between two DescribeTrustStores while CREATING
+    CA_CERTIFICATES = 25  # per trust store (fact 163)
+
+    def __init__(self, client, retry, elb=None):
+        super().__init__(client, retry)
+        self.elb = elb
+        self.sleep = time.sleep
+
+    @staticmethod
+    def iam_resources(dest):
+        bucket = wildcard(dest["bucket"])
+        obj = "arn:${Partition}:s3:::%s/%s" % (bucket, wildcard(dest["key"]))
+        store = "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:truststore/%s/*" % (
+            wildcard(dest["trust_store"]))
+        return {"s3:GetObject": [obj], "s3:PutObject": [obj],
+                "s3:ListBucket": ["arn:${Partition}:s3:::%s" % bucket],
+                "elasticloadbalancing:ModifyTrustStore": [store],
+                "elasticloadbalancing:DescribeTrustStores": ["*"]}
+
+    def read(self, location):
+        return super().read(_s3_location(location))
+
+    def refusal(self, location, text):
+        count = len(bundles.split(text))
+        if count > self.CA_CERTIFICATES:
+            return ("the bundle would hold %d CA certificates, over the %d a trust store takes "
+                    "(docs/aws-behaviour.md, fact 163); nothing was written" % (
+                        count, self.CA_CERTIFICATES))
+        return None
+
+    def _trust_store(self, location):
+        name = location.parts[0]
+        try:
+            found = self.retry(self.elb.describe_trust_stores, Names=[name])["TrustStores"]
+        except ClientError as e:
+            if _code(e) == "TrustStoreNotFound":
+                raise StoreError(location, "no trust store named %s in this region: create it "
+                                 "with the load balancer's mutual-TLS listener first" % name
+                                 ) from e
+            raise
+        return found[0]
+
+    def in_sync(self, location, snapshot):
+        """Whether the trust store is ACTIVE with as many CA certificates as the object."""
+        found = self._trust_store(location)
+        return found["Status"] == "ACTIVE" and found["NumberOfCaCertificates"] == len(
+            bundles.split(snapshot.text))
+
+    def sync(self, location, snapshot):
+        """Load the object as it is into the trust store (a run stopped before it did)."""
+        log.info("%s: the trust store does not hold the bundle in S3; loading it", location.label)
+        self._load(location, snapshot.text, None, snapshot)
+
+    def write(self, location, text, snapshot):
+        s3 = _s3_location(location)
+        bucket, key = s3.parts
+        condition = {"IfMatch": snapshot.token} if snapshot.text is not None else \
+            {"IfNoneMatch": "*"}
+        try:
+            answer = self.retry(
+                self.client.put_object, Bucket=bucket, Key=key, Body=text.encode("utf-8"),
+                ContentType="application/x-pem-file", **condition)
+        except ClientError as e:
+            if _code(e) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey",
+                            "412", "409", "404"):
+                raise Conflict("another writer changed it first (%s)" % _code(e)) from e
+            raise
+        self._load(location, text, answer, snapshot)
+        return answer["ETag"]
+
+    def _load(self, location, text, answer, snapshot):
+        """ModifyTrustStore with the version written, then wait for ACTIVE with it."""
+        store = self._trust_store(location)
+        _, bucket, key = location.parts
+        version = (answer or {}).get("VersionId")
+        kw = {"CaCertificatesBundleS3ObjectVersion": version} if version else {}
+        try:
+            self.retry(self.elb.modify_trust_store, TrustStoreArn=store["TrustStoreArn"],
+                       CaCertificatesBundleS3Bucket=bucket, CaCertificatesBundleS3Key=key, **kw)
+        except ClientError as e:
+            if _code(e) != "InvalidCaCertificatesBundle" or answer is None:
+                raise
+            self._put_back(location, snapshot, answer)
+            raise StoreError(location, (
+                "the load balancer's trust store refused the bundle (%s). An Application Load "
+                "Balancer verifies client certificates against CA certificates, and API "
+                "Gateway's generated certificates are self-signed without the CA flag "
+                "(docs/aws-behaviour.md, facts 1, 164): this load balancer needs a CA. Migrate "
+                "the stages behind it to a private certificate (ACM with AWS Private CA) and "
+                "publish the CA's chain instead. The S3 bundle was put back as it was; no "
+                "stage was switched") % e.response["Error"].get("Message", e)) from e
+        wanted = len(bundles.split(text))
+        for check in range(self.ACTIVE_CHECKS):
+            found = self._trust_store(location)
+            if found["Status"] == "ACTIVE" and found["NumberOfCaCertificates"] == wanted:
+                return
+            if check + 1 < self.ACTIVE_CHECKS:
+                self.sleep(self.ACTIVE_WAIT)
+        raise StoreError(location, "the trust store is not ACTIVE with the new bundle after %d "
+                         "checks (%s, %d CA certificates); no stage is switched to a certificate"
+                         " it may not trust yet" % (self.ACTIVE_CHECKS, found["Status"],
+                                                    found["NumberOfCaCertificates"]))
+
+    def _put_back(self, location, snapshot, answer):
+        """Restore the object the trust store refused, so S3 and the trust store agree."""
+        bucket, key = _s3_location(location).parts
+        if snapshot.text is None:  # nothing to put back; the next run fails the same way
+            return
+        self.retry(self.client.put_object, Bucket=bucket, Key=key,
+                   Body=snapshot.text.encode("utf-8"), ContentType="application/x-pem-file",
+                   IfMatch=answer["ETag"])
+
+
+def _s3_location(location):
+    """The S3 object of an ELB trust store destination, as an S3Store location."""
+    from .publish import Location
+    _, bucket, key = location.parts
+    return Location({"type": "s3", "bucket": bucket, "key": key}, {})
+
+
+STORES = {"ssm": SsmStore, "s3": S3Store, "elb-trust-store": ElbTrustStore}
 
 
 class Stores:
@@ -286,9 +427,11 @@ class Stores:
     def adapter(self, location):
         if location.type not in self.adapters:
             kind = STORES[location.type]
-            client = local_session(self.session_factory).client(
-                kind.service, region_name=self.region)
-            self.adapters[location.type] = kind(client, self.retry)
+            session = local_session(self.session_factory)
+            clients = [session.client(kind.service, region_name=self.region)]
+            if getattr(kind, "extra_service", None):
+                clients.append(session.client(kind.extra_service, region_name=self.region))
+            self.adapters[location.type] = kind(clients[0], self.retry, *clients[1:])
         return self.adapters[location.type]
 
     @contextmanager
@@ -346,6 +489,10 @@ class Stores:
             return snapshot.text
         if _unchanged(snapshot, text):
             return text  # nothing will be written, so nothing to fit
+        refusal = getattr(self.adapter(location), "refusal", None)
+        message = refusal(location, text) if refusal else None
+        if message:
+            raise StoreError(location, message)
         limit = self.adapter(location).limit(location)
         if limit is not None and bundles.size(text) > limit:
             raise StoreError(location, (
@@ -362,6 +509,9 @@ class Stores:
             wanted = add + recovered
             text = self._merge(location, snapshot, wanted, remove)
             if _unchanged(snapshot, text):
+                if snapshot.text and not getattr(store, "in_sync", lambda *a: True)(
+                        location, snapshot):
+                    store.sync(location, snapshot)
                 return snapshot.text or ""
             try:
                 token = store.write(location, text, snapshot)

@@ -47,7 +47,7 @@ def tags_path():
 def tag_resources():
     """``TagResource``: ``apigateway:PUT`` on the certificate's Tags resource, and
     ``apigateway:PATCH`` on the certificate itself, which a test against AWS found needed
-    (fact 40; iann0036/iam-dataset pull request 39)."""
+    (fact 136; iann0036/iam-dataset pull request 39). The sandbox checks both."""
     from .iam import apigateway_arn
     return {"apigateway:PUT": [apigateway_arn(tags_path())],
             "apigateway:PATCH": [apigateway_arn(CERTIFICATE_PATH)]}

@@ -51,6 +51,17 @@ def make_cert(control, days, region=REGION, description="", account=ACCOUNT, **e
         **extra)["clientCertificateId"]
 
 
+def make_acm_cert(control, kind, days, region=REGION, ca_arn=None, account=ACCOUNT, **extra):
+    """An ACM certificate's ARN: ``kind`` "imported", "private" (issued by ``ca_arn``, or by a
+    new root CA of the region when none is given) or "public", ending in ``days`` days
+    (negative: expired) at the sandbox's now. ``extra``: ``domain``, ``client_auth``,
+    ``key_type``, ``renewal`` ("eligible"/"ineligible"), ``tags``."""
+    if kind == "private" and ca_arn is None:
+        ca_arn = control.create_private_ca(region, "Test Root CA", account=account)["arn"]
+    return control.create_acm_certificate(
+        region, kind, days, ca_arn=ca_arn, account=account, **extra)["arn"]
+
+
 def make_rest_stage(cert_id, api_name="api", stage="prod", region=REGION, api_id=None):
     apigw = client("apigateway", region)
     api_id = api_id or apigw.create_rest_api(name=api_name)["id"]

@@ -72,45 +72,91 @@ def evaluations(policy):
             e["ComplianceType"] for p in pages for e in p["EvaluationResults"]}
 
 
-CERT = "AWS::ApiGateway::ClientCertificate"
+REST_STAGE, V2_STAGE = "AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage"
+CERT = "AWS::ApiGateway::ClientCertificate"  # a CloudFormation type Config does not record
 
 
-def test_poll_rule_posts_one_evaluation_per_certificate(sandbox, tmp_path, monkeypatch):
+def rest_stage_arn(api, stage="prod"):
+    return "arn:aws:apigateway:%s::/restapis/%s/stages/%s" % (REGION, api, stage)
+
+
+def annotations(policy):
+    pages = client("config").get_paginator("get_compliance_details_by_config_rule").paginate(
+        ConfigRuleName=rule_name(policy))
+    return {e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceId"]:
+            e["Annotation"] for p in pages for e in p["EvaluationResults"]}
+
+
+def test_poll_rule_posts_one_evaluation_per_rest_stage(sandbox, tmp_path, monkeypatch):
+    """policies/config-poll-rule.yml's REST rule: one evaluation per stage, of the type Config
+    records and with the id it records (the stage ARN), accepted by a Config that refuses
+    unrecorded types (the sandbox's default); a deleted stage is NOT_APPLICABLE next period."""
     policy = shipped("config-poll-rule.yml")
-    expiring = make_cert(sandbox, 10, description="expiring")
-    make_rest_stage(expiring, "orders", "prod")
-    expired = make_cert(sandbox, -3, description="expired")
-    healthy = make_cert(sandbox, 200, description="healthy")
-    make_websocket_stage(healthy)
-    sandbox.reset_counters()
+    assert sandbox.switches()["config_evaluation_types"] == "recorded"
+    expiring, expired, healthy = (make_cert(sandbox, d) for d in (10, -3, 200))
+    soon = make_rest_stage(expiring, "orders", "prod")
+    gone = make_rest_stage(expired, "legacy", "prod")
+    fine = make_rest_stage(healthy, "reports", "prod")
+    bare = make_rest_stage(healthy, "bare", "prod")
+    client("apigateway").update_stage(restApiId=bare, stageName="prod", patchOperations=[
+        {"op": "replace", "path": "/clientCertificateId", "value": ""}])  # no certificate
     invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
-    assert evaluations(policy) == {(CERT, expiring): "NON_COMPLIANT",
-                                   (CERT, expired): "NON_COMPLIANT",
-                                   (CERT, healthy): "COMPLIANT"}
-    calls = {row["operation"] for row in sandbox.counters() if row["service"] == "apigateway"}
-    assert calls == {"GetClientCertificates"}  # stages from Config: no GetStages
+    assert evaluations(policy) == {(REST_STAGE, rest_stage_arn(soon)): "NON_COMPLIANT",
+                                   (REST_STAGE, rest_stage_arn(gone)): "NON_COMPLIANT",
+                                   (REST_STAGE, rest_stage_arn(fine)): "COMPLIANT",
+                                   (REST_STAGE, rest_stage_arn(bare)): "COMPLIANT"}
+    # c7n 0.9.53 writes the annotation from the policy's name only (fact 137).
+    assert annotations(policy)[rest_stage_arn(soon)] == (
+        "The resource is not compliant with policy:%s." % policy["name"])
 
-    # A day later the expired one is gone and the healthy one is no better: the gone one is
-    # NOT_APPLICABLE (c7n reads the rule's evaluations back), the others stay as they were.
-    client("apigateway").delete_client_certificate(clientCertificateId=expired)
+    client("apigateway").delete_stage(restApiId=gone, stageName="prod")
     sandbox.advance(days=1)
     invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
-    assert evaluations(policy) == {(CERT, expiring): "NON_COMPLIANT",
-                                   (CERT, expired): "NOT_APPLICABLE",
-                                   (CERT, healthy): "COMPLIANT"}
+    assert evaluations(policy)[(REST_STAGE, rest_stage_arn(gone))] == "NOT_APPLICABLE"
+    assert evaluations(policy)[(REST_STAGE, rest_stage_arn(soon))] == "NON_COMPLIANT"
 
 
-def test_poll_rule_turns_compliant_once_rotated(sandbox, tmp_path, monkeypatch):
-    policy = shipped("config-poll-rule.yml")
-    cert = make_cert(sandbox, 10)
+def test_poll_rule_names_websocket_stages_by_stage_name(sandbox, tmp_path, monkeypatch):
+    """The WebSocket rule: c7n 0.9.53 posts aws.apigwv2-stage's id, the stage name (fact 137),
+    so same-named stages of two APIs share one evaluation, NON_COMPLIANT if either is."""
+    policy = shipped("config-poll-rule.yml", 1)
+    expiring, healthy = make_cert(sandbox, 10), make_cert(sandbox, 200)
+    make_websocket_stage(expiring, "chat", "live")
+    make_websocket_stage(healthy, "feed", "live")
+    make_websocket_stage(healthy, "feed-dev", "dev")
     invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
-    assert evaluations(policy) == {(CERT, cert): "NON_COMPLIANT"}
-    successor = make_cert(sandbox, 365)
-    client("apigateway").delete_client_certificate(clientCertificateId=cert)
-    sandbox.advance(days=1)
-    invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
-    assert evaluations(policy) == {(CERT, cert): "NOT_APPLICABLE",
-                                   (CERT, successor): "COMPLIANT"}
+    assert evaluations(policy) == {(V2_STAGE, "live"): "NON_COMPLIANT",
+                                   (V2_STAGE, "dev"): "COMPLIANT"}
+
+
+CERTIFICATE_POLL_RULE = {
+    "name": "apigw-client-certificates-expiring-rule", "resource": "aws.apigw-client-certificate",
+    "mode": {"type": "config-poll-rule", "schedule": "TwentyFour_Hours",
+             "role": "arn:aws:iam::{account_id}:role/c7n-apigw-certs-config-rule"},
+    "filters": [{"type": "expiring", "days": 30}]}
+
+
+@pytest.mark.parametrize("types", ["recorded", "any"])
+def test_a_certificate_level_poll_rule_where_aws_refuses_its_type(
+        sandbox, tmp_path, monkeypatch, caplog, types):
+    """The rule shipped before (evaluations of AWS::ApiGateway::ClientCertificate, which c7n's
+    docstring allows): where Config refuses unrecorded types (fact 135) the function fails,
+    logging c7n's "error during policy execution" with AWS's message, and Config shows
+    nothing; where it accepts any type, one evaluation per certificate."""
+    sandbox.switches(config_evaluation_types=types)
+    expiring, healthy = make_cert(sandbox, 10), make_cert(sandbox, 200)
+    event = config_event(sandbox, CERTIFICATE_POLL_RULE)
+    if types == "any":
+        invoke(CERTIFICATE_POLL_RULE, event, tmp_path, monkeypatch)
+        assert evaluations(CERTIFICATE_POLL_RULE) == {(CERT, expiring): "NON_COMPLIANT",
+                                                      (CERT, healthy): "COMPLIANT"}
+        return
+    from botocore.exceptions import ClientError
+    with pytest.raises(ClientError, match="InvalidParameterValueException.*The resource type "
+                       "AWS::ApiGateway::ClientCertificate is invalid"):
+        invoke(CERTIFICATE_POLL_RULE, event, tmp_path, monkeypatch)
+    assert "error during policy execution" in caplog.text
+    assert evaluations(CERTIFICATE_POLL_RULE) == {}
 
 
 @pytest.mark.parametrize("protocol", ["REST", "WEBSOCKET"])
@@ -211,3 +257,6 @@ def test_the_document_has_what_each_rule_s_function_calls():
         assert extra <= actions, name
         assert "config:GetComplianceDetailsByConfigRule" not in actions or \
             name == "config-poll-rule.yml"
+        get, = [s for s in document["Statement"] if "apigateway:GET" in s["Action"]]
+        assert get["Resource"] == ["arn:aws:apigateway:*::%s" % p for p in (
+            "/apis", "/apis/*/stages", "/clientcertificates", "/restapis", "/restapis/*/stages")]

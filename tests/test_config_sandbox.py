@@ -1,6 +1,7 @@
 """The sandbox's AWS Config (sandbox/config.py): stages recorded as Config records them, with a
 settable lag; the advanced queries c7n and the plugin send, paged; aggregators; evaluations
 stored and read back; the events Config sends a rule's function."""
+import functools
 import json
 import pathlib
 
@@ -200,7 +201,7 @@ def test_evaluations_are_stored_per_rule_and_read_back(sandbox):
     assert set(event) >= {"invokingEvent", "resultToken", "configRuleName", "eventLeftScope",
                           "executionRoleArn", "configRuleArn", "accountId", "version"}
     config = client("config")
-    evaluation = {"ComplianceResourceType": "AWS::ApiGateway::ClientCertificate",
+    evaluation = {"ComplianceResourceType": "AWS::ApiGateway::Stage",
                   "ComplianceType": "NON_COMPLIANT",
                   "OrderingTimestamp": invoking["notificationCreationTime"]}
     config.put_evaluations(ResultToken=event["resultToken"], Evaluations=[
@@ -235,7 +236,7 @@ def test_evaluation_refusals(sandbox):
     config = client("config")
     with pytest.raises(config.exceptions.InvalidResultTokenException):
         config.put_evaluations(ResultToken="made-up", Evaluations=[{
-            "ComplianceResourceType": "AWS::ApiGateway::ClientCertificate",
+            "ComplianceResourceType": "AWS::ApiGateway::Stage",
             "ComplianceResourceId": "x", "ComplianceType": "COMPLIANT",
             "OrderingTimestamp": "2026-01-01T00:00:00Z"}])
     with pytest.raises(config.exceptions.NoSuchConfigRuleException):
@@ -262,3 +263,64 @@ def test_change_notification_carries_the_recorded_item(sandbox):
         sandbox.config_event("r2", "ConfigurationItemChangeNotification",
                              resource_type="AWS::ApiGateway::Stage",
                              resource_id=stage_arn(api, "nope"))
+
+
+CERTIFICATE_TYPE = "AWS::ApiGateway::ClientCertificate"  # a CloudFormation type, not recorded
+
+
+@pytest.mark.parametrize("switch", ["recorded", "any"])
+def test_evaluation_types_config_records_or_any(sandbox, switch):
+    """Whether PutEvaluations takes a type Config does not record is unsettled (fact 135): at
+    "recorded" (the default) the whole request is refused with AWS's error and nothing is
+    stored; at "any" it is stored. Recorded types are taken either way."""
+    if switch != "recorded":
+        sandbox.switches(config_evaluation_types=switch)
+    assert sandbox.switches()["config_evaluation_types"] == switch
+    event = sandbox.config_event("types")
+    when = json.loads(event["invokingEvent"])["notificationCreationTime"]
+    config = client("config")
+    stage = {"ComplianceResourceType": "AWS::ApiGateway::Stage", "ComplianceResourceId":
+             stage_arn("api123", "prod"), "ComplianceType": "COMPLIANT",
+             "OrderingTimestamp": when}
+    certificate = dict(stage, ComplianceResourceType=CERTIFICATE_TYPE,
+                       ComplianceResourceId="abc123")
+    put = functools.partial(config.put_evaluations, ResultToken=event["resultToken"])
+    if switch == "recorded":
+        with pytest.raises(config.exceptions.InvalidParameterValueException) as e:
+            put(Evaluations=[stage, certificate])
+        message = e.value.response["Error"]["Message"]
+        assert message.startswith(
+            "The resource type %s is invalid. Only the following values are permitted: [" % (
+                CERTIFICATE_TYPE))
+        listed = message.split("[", 1)[1].rstrip("]").split(", ")
+        assert {"AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage",
+                "AWS::ACM::Certificate"} <= set(listed)
+        assert CERTIFICATE_TYPE not in listed
+        with pytest.raises(config.exceptions.InvalidParameterValueException):
+            put(Evaluations=[certificate], TestMode=True)
+    else:
+        put(Evaluations=[stage, certificate])
+    put(Evaluations=[dict(stage, ComplianceResourceId=stage_arn("api456", "prod"))])
+    stored = {e["EvaluationResultIdentifier"]["EvaluationResultQualifier"]["ResourceType"]
+              for e in config.get_compliance_details_by_config_rule(
+                  ConfigRuleName="types")["EvaluationResults"]}
+    assert stored == ({"AWS::ApiGateway::Stage"} if switch == "recorded"
+                      else {"AWS::ApiGateway::Stage", CERTIFICATE_TYPE})
+    count = len(config.get_compliance_details_by_config_rule(
+        ConfigRuleName="types")["EvaluationResults"])
+    assert count == (1 if switch == "recorded" else 3)  # a refused request stores nothing
+
+
+
+def test_describe_config_rules_refuses_unknown_names(sandbox):
+    """Fact 138: AWS refuses an unknown rule name (moto answered [] while a region had no rule),
+    which is how c7n's deployer learns it must create the rule."""
+    config = client("config")
+    with pytest.raises(config.exceptions.NoSuchConfigRuleException):
+        config.describe_config_rules(ConfigRuleNames=["never-made"])
+    config.put_config_rule(ConfigRule={"ConfigRuleName": "made", "Source": {
+        "Owner": "AWS", "SourceIdentifier": "S3_BUCKET_VERSIONING_ENABLED"}})
+    (rule,) = config.describe_config_rules(ConfigRuleNames=["made"])["ConfigRules"]
+    assert rule["ConfigRuleName"] == "made"
+    with pytest.raises(config.exceptions.NoSuchConfigRuleException):
+        config.describe_config_rules(ConfigRuleNames=["made", "never-made"])

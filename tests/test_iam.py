@@ -329,6 +329,42 @@ def test_a_whole_rotation_runs_under_the_document(sandbox, tmp_path):
         "ClientCertificateId") not in (None, old)
 
 
+def test_the_rotation_tags_under_the_document_with_both_tag_checks(sandbox, tmp_path):
+    """The rotation tags its certificates (its state, the copied tags) as TagResource, which the
+    sandbox checks as PUT on /tags/<ARN> and PATCH on the certificate (fact 136). Under the
+    generated document it runs; less the PATCH on certificates (the stages' PATCH kept) or less
+    the PUT statement, it fails, naming what is missing on which certificate."""
+    sandbox.deploy_interval(0)
+    path = policy_path(tmp_path, "rotate")
+    document = generated(path)
+    old, _ = rotation_estate(sandbox)
+    custodian_run(sandbox, tmp_path, str(path), extra=["--assume", assume_role_allowed(
+        document)])
+    assert api_calls(sandbox, outcome="denied") == {}
+    assert api_calls(sandbox, "apigateway")["TagResource"] >= 1
+    (successor,) = [c for c in client("apigateway").get_client_certificates()["items"]
+                    if c.get("description") != "unused"]
+    assert successor["tags"]["team"] == "payments"
+
+    less_patch = json.loads(json.dumps(document))
+    (patch,) = [s for s in less_patch["Statement"] if "apigateway:PATCH" in s["Action"]]
+    certificates = [r for r in patch["Resource"] if r.endswith("/clientcertificates/*")]
+    assert certificates and len(patch["Resource"]) > 1  # the stages' PATCH stays
+    patch["Resource"] = [r for r in patch["Resource"] if r not in certificates]
+    less_put = without(document, "apigateway:PUT")
+    on_certificate = "apigateway:PATCH on resource: arn:aws:apigateway:%s::/clientcertificates/" % (
+        REGION)
+    on_tags = ("apigateway:PUT on resource: arn:aws:apigateway:%s::/tags/arn%%3Aaws%%3Aapigateway"
+               "%%3A%s%%3A%%3A%%2Fclientcertificates%%2F" % (REGION, REGION))
+    for role, doc, needed in (("less-patch", less_patch, on_certificate),
+                              ("less-put", less_put, on_tags)):
+        old, _ = rotation_estate(sandbox)
+        _, proc = custodian_run(sandbox, tmp_path, str(path), check=False,
+                                extra=["--assume", assume_role_allowed(doc, role)])
+        assert proc.returncode != 0
+        assert needed in proc.stderr, proc.stderr[-3000:]
+
+
 def rotation_estate(sandbox):
     """One expiring certificate on a REST and a WebSocket stage; a second, unused one."""
     client("s3").create_bucket(Bucket=BUCKET)
@@ -404,9 +440,9 @@ def test_under_exactly_the_document_nothing_is_refused(sandbox, tmp_path, name):
     assert (old in left) == (name != "rotate") and (unused in left) == (name != "delete")
 
 
-def test_the_readme_shows_what_the_command_prints():
-    """The README's IAM section for policies/rotate.yml is the command's output, verbatim."""
-    text = (ROOT / "README.md").read_text()
+def test_the_iam_page_shows_what_the_command_prints():
+    """The IAM page's document for policies/rotate.yml is the command's output, verbatim."""
+    text = (ROOT / "docs" / "iam.md").read_text()
     block = text.split("<!-- iam: policies/rotate.yml -->", 1)[1].split("```json\n", 1)[1]
     shown = block.split("```", 1)[0]
     doc, proc = run_iam(ROOT / "policies" / "rotate.yml")

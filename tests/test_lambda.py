@@ -373,31 +373,9 @@ def test_the_handler_loads_the_plugin_then_dispatches(monkeypatch):
     assert ResourceMap["aws.apigw-client-certificate"] == "c7n_apigw_certs.entry.ClientCertificate"
 
 
-def test_readme_shows_the_shipped_policy():
-    section = (ROOT / "README.md").read_text().split("## Running in AWS Lambda", 1)[1]
+def test_the_lambda_page_shows_the_shipped_policy():
+    section = (ROOT / "docs" / "lambda-and-config.md").read_text().split(
+        "## Running in AWS Lambda", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block)["policies"] == [POLICY]
 
-
-def test_a_config_poll_rule_archive_posts_its_evaluations(sandbox, tmp_path):
-    """policies/config-poll-rule.yml's archive, built as c7n builds it, run in the isolated
-    interpreter with the event AWS Config sends: one evaluation per certificate, read back
-    from the sandbox's Config."""
-    from c7n.mu import PolicyLambda
-    from test_config_rules import CERT, evaluations
-    data = copy.deepcopy(yaml.safe_load((ROOT / "policies" / "config-poll-rule.yml")
-                                        .read_text())["policies"][0])
-    data["mode"]["execution-options"] = {"output_dir": str(tmp_path / "function-out")}
-    load_resources(("aws.apigw-client-certificate",))
-    policy = Policy(data, Config.empty(region=REGION, account_id=ACCOUNT))
-    policy.validate()  # as custodian run does before it deploys: the plugin's handler
-    archive = PolicyLambda(policy).get_archive()
-    expiring, healthy = make_cert(sandbox, 10), make_cert(sandbox, 200)
-    make_rest_stage(expiring, api_name="orders", stage="prod")
-    make_websocket_stage(healthy)
-    event = sandbox.config_event("custodian-" + data["name"], "ScheduledNotification",
-                                 ACCOUNT, REGION)
-    task, runtime = unpack(archive.get_bytes(), tmp_path), runtime_dir(tmp_path)
-    invoke(sandbox, task, runtime, policy.data["mode"]["handler"], event)
-    assert evaluations(data) == {(CERT, expiring): "NON_COMPLIANT",
-                                 (CERT, healthy): "COMPLIANT"}

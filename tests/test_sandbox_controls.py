@@ -247,13 +247,22 @@ def test_faults_that_cannot_be_armed_are_refused(sandbox, operation, fault):
                                     {"delete_in_use": "maybe"}, {"nope": 1},
                                     {"config_delay": -1}, {"config_types": ["AWS::S3::Bucket"]},
                                     {"config_types": "AWS::ApiGateway::Stage"},
-                                    {"config_v2_api_id": "no"}])
+                                    {"config_v2_api_id": "no"}, {"websocket_acm": "maybe"},
+                                    {"acm_in_use_by": "yes"}, {"acm_propagation_seconds": -1},
+                                    {"trust_store_self_signed": "yes"},
+                                    {"trust_store_pending_describes": -1},
+                                    {"config_evaluation_types": "some"}])
 def test_switches_refuse_bad_values(sandbox, switch):
     with pytest.raises(SandboxError, match="400"):
         sandbox.switches(**switch)
     assert sandbox.switches() == {"delete_in_use": "allow", "needs_deployment": False,
                                   "quota": 60, "deploy_interval": 5.0, "config_delay": 0.0,
-                                  "config_types": list(CONFIG_TYPES), "config_v2_api_id": True}
+                                  "config_types": list(CONFIG_TYPES), "config_v2_api_id": True,
+                                  "config_evaluation_types": "recorded",
+                                  "websocket_acm": "refuse", "acm_in_use_by": False,
+                                  "acm_propagation_seconds": 0.0,
+                                  "trust_store_self_signed": "refuse",
+                                  "trust_store_pending_describes": 0}
 
 
 def test_counters_are_per_operation_and_resettable(sandbox):

@@ -1,5 +1,7 @@
 """IAM in the sandbox: an assumed role's keys get what its policies allow, as in AWS."""
+import functools
 import json
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -133,13 +135,43 @@ def test_each_call_passes_with_exactly_its_permission(
         sandbox, service, method, kw, action, resource):
     """The same mapping, from the other side: allowing just that action on just that resource
     lets the request through to moto (which may then say the resource does not exist)."""
-    session = assumed("exact", allow(action, resource))
+    statements = [allow(action, resource)]
+    if (service, method) == ("apigateway", "tag_resource"):  # and its second check (below)
+        statements.append(allow("apigateway:PATCH", kw["resourceArn"]))
+    session = assumed("exact", *statements)
     caller = session.client(service, config=NO_RETRY)
     try:
         getattr(caller, method)(**kw)
     except ClientError as e:
         assert "AccessDenied" not in e.response["Error"]["Code"]
     assert not [r for r in sandbox.counters() if r["outcome"] == "denied"]
+
+
+def test_rest_tag_resource_needs_put_on_its_tags_and_patch_on_the_resource(sandbox):
+    """A REST TagResource is checked twice (fact 136): PUT on the Tags resource, then PATCH on
+    the tagged resource. Each alone is refused, naming the other; both let it through."""
+    cert = make_cert(sandbox, 10)
+    arn = APIGW + "/clientcertificates/" + cert
+    tags_arn = APIGW + "/tags/" + quote(arn, safe="")
+    put, patch = allow("apigateway:PUT", tags_arn), allow("apigateway:PATCH", arn)
+    for role, statement, missing, on in (("put-only", put, "apigateway:PATCH", arn),
+                                         ("patch-only", patch, "apigateway:PUT", tags_arn)):
+        caller = assumed(role, statement).client("apigateway", config=NO_RETRY)
+        response = refused(functools.partial(caller.tag_resource, resourceArn=arn,
+                                             tags={"k": role}))
+        assert response["Error"]["Message"] == not_allowed(role, missing, on)
+    assert "k" not in client("apigateway").get_tags(resourceArn=arn).get("tags", {})
+    both = assumed("both", put, patch).client("apigateway", config=NO_RETRY)
+    both.tag_resource(resourceArn=arn, tags={"k": "both"})
+    assert client("apigateway").get_tags(resourceArn=arn)["tags"]["k"] == "both"
+    # A WebSocket TagResource (POST) is checked once: no source names a second check.
+    api = client("apigatewayv2").create_api(Name="ws", ProtocolType="WEBSOCKET",
+                                            RouteSelectionExpression="$request.body.a")["ApiId"]
+    v2_arn = APIGW + "/apis/" + api
+    post = allow("apigateway:POST", APIGW + "/tags/" + quote(v2_arn, safe=""))
+    assumed("v2", post).client("apigatewayv2", config=NO_RETRY).tag_resource(
+        ResourceArn=v2_arn, Tags={"k": "v2"})
+    assert client("apigatewayv2").get_tags(ResourceArn=v2_arn)["Tags"]["k"] == "v2"
 
 
 # -- policy evaluation ------------------------------------------------------------------------

@@ -163,6 +163,11 @@ def test_deployments_are_limited_per_account(sandbox):
             if r["operation"] == "CreateDeployment"}
     assert rows == {("apigateway", "ok"): 3, ("apigateway", "throttled"): 1,
                     ("apigatewayv2", "throttled"): 1}
+    # "per account" (fact 139): another region of the account is in the same window.
+    eu_api = make_rest_stage(make_cert(sandbox, 10, region="eu-west-1"), region="eu-west-1")
+    eu = client("apigateway", region="eu-west-1")
+    with pytest.raises(eu.exceptions.TooManyRequestsException):
+        eu.create_deployment(restApiId=eu_api, stageName="prod")
 
     creds = client("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/any",
                                       RoleSessionName="other")["Credentials"]

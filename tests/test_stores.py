@@ -476,7 +476,8 @@ def test_stores_make_one_client_per_service(aws):
     a, b = store_set.adapter(location("ssm")), store_set.adapter(location("ssm", name="/x"))
     assert a is b and isinstance(a, SsmStore)
     assert isinstance(store_set.adapter(location("s3")), S3Store)
-    assert stores.STORES == {"ssm": SsmStore, "s3": S3Store}
+    assert stores.STORES == {"ssm": SsmStore, "s3": S3Store,
+                             "elb-trust-store": stores.ElbTrustStore}
 
 
 def test_read_gives_the_text_and_the_token_of_a_conditional_write(aws, pems):

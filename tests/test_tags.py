@@ -335,6 +335,7 @@ def test_the_workflow_runs_under_its_generated_document(sandbox, tmp_path):
 
 @pytest.mark.parametrize("action,verb", [
     ({"type": "tag", "key": "owner", "value": "platform"}, "apigateway:PUT"),
+    ({"type": "tag", "key": "owner", "value": "platform"}, "apigateway:PATCH"),
     ({"type": "remove-tag", "tags": ["owner"]}, "apigateway:DELETE"),
 ], ids=lambda v: v if isinstance(v, str) else v["type"])
 def test_without_its_verb_the_action_is_refused(sandbox, tmp_path, action, verb):

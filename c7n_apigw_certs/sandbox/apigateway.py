@@ -17,6 +17,12 @@
   certificate of its last deployment under the switch ``needs_deployment``, else the
   configured one (fact 11), for REST and WebSocket stages alike. A stage presents what it is
   created with.
+- ACM certificates on stages (facts 110-113): ``UpdateStage`` takes the ARN of an ACM
+  certificate of the stage's account and region that is IMPORTED or PRIVATE with the clientAuth
+  EKU, and refuses others with ``BadRequestException``; a WebSocket stage (``UpdateStage``,
+  ``CreateStage``) only under the switch ``websocket_acm: accept``. ``GetClientCertificates``
+  never lists ACM certificates. A stage that presents an ARN presents the certificate's
+  *current* version (``presented``): a renewal or re-import reaches it with no redeploy.
 
 ``install()`` adds the routes to moto's own url tables, so both ``mock_aws`` (which reads them on
 every request) and the server (which reads them when it builds a service's app, on its first
@@ -35,7 +41,8 @@ from moto.apigatewayv2.models import Stage as V2Stage
 from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 
-from .certificates import ClientCertificate, new_certificate_id
+from . import acm
+from .certificates import ClientCertificate, key_pem, new_certificate_id
 from .controls import CONTROLS
 from .tags import check_caller_tags, current_tags, parse, put_tags, remove_tags
 
@@ -88,6 +95,51 @@ def get_certificate(account, region, cert_id):
     if cert is None:
         raise CertificateNotFound()
     return cert
+
+
+def check_stage_certificate(account, region, value, websocket=False):
+    """Refuse what a stage cannot present: an unknown generated id, or an ACM ARN that does
+    not qualify (fact 111); on a WebSocket stage any ACM ARN unless ``websocket_acm`` is
+    "accept" (fact 113). Generated ids of WebSocket stages are not checked (as before)."""
+    if acm.is_arn(value):
+        if websocket and CONTROLS.switches.websocket_acm != "accept":
+            raise BadRequestException(
+                "ACM certificate ARNs are not supported for WebSocket API stages: %s" % value)
+        refusal = acm.refusal_for_stage(value, account, region)
+        if refusal:
+            raise BadRequestException(refusal)
+    elif not websocket:
+        get_certificate(account, region, value)
+
+
+def private_key_pem(account, region, cert_id):
+    """The private key of a generated certificate (the sandbox keeps it: fact 2), or None."""
+    cert = certificates_of(account, region).get(cert_id)
+    return key_pem(cert.key) if cert is not None else None
+
+
+def presented(account, region, api_id, stage_name, protocol=None):
+    """What a stage is configured with and presents (the switch ``needs_deployment``), with
+    the presented certificate's PEM, chain and private key: a generated certificate's own PEM
+    (no chain), or an ACM certificate's version (``acm.presented_version``) and chain. A REST
+    stage if ``api_id`` is a REST API's (or ``protocol`` says "REST"), else a WebSocket
+    stage."""
+    rest = apigateway_backends[account][region]
+    if protocol != "WEBSOCKET" and api_id in rest.apis:
+        stage = rest.get_stage(api_id, stage_name)
+    else:
+        stage = apigatewayv2_backends[account][region].get_stage(api_id, stage_name)
+    shown = getattr(stage, "presented_certificate_id", None)
+    pem = chain = key = None
+    if acm.is_arn(shown):
+        pem, chain, key = acm.presented_version(shown)
+    elif shown:
+        cert = certificates_of(account, region).get(shown)
+        if cert is not None:
+            pem, chain, key = cert.pem, "", key_pem(cert.key)
+    return {"configured": getattr(stage, "client_certificate_id", None), "presented": shown,
+            "certificate_id_or_arn": shown, "certificate_pem": pem, "chain_pem": chain,
+            "private_key_pem": key}
 
 
 def delete_certificate(account, region, cert_id):
@@ -239,7 +291,7 @@ class SandboxAPIGatewayResponse(TagCalls, APIGatewayResponse):
             if op["op"] == "remove":
                 value = None
             if value is not None:
-                get_certificate(self.current_account, self.region, value)
+                check_stage_certificate(self.current_account, self.region, value)
             set_stage_certificate(stage, value)
         stage = self.backend.update_stage(api_id, stage_name, rest)
         stage.sandbox_updated = CONTROLS.clock.now()
@@ -273,6 +325,9 @@ class SandboxApiGatewayV2Response(TagCalls, ApiGatewayV2Response):
         api_id, stage_name = parts[3], unquote(parts[5])
         stage = self.apigatewayv2_backend.get_stage(api_id, stage_name)
         body = json.loads(self.body) if self.body else {}
+        if body.get("clientCertificateId"):
+            check_stage_certificate(self.current_account, self.region,
+                                    body["clientCertificateId"], websocket=True)
         for member, attr in self.UPDATABLE.items():
             if member in body:
                 setattr(stage, attr, body[member])
@@ -280,6 +335,14 @@ class SandboxApiGatewayV2Response(TagCalls, ApiGatewayV2Response):
             stage.presented_certificate_id = stage.client_certificate_id
         stage.updated = CONTROLS.clock.now().replace(tzinfo=None)
         return _json(200, stage.to_json())
+
+    def create_stage(self):
+        """moto's CreateStage, with an ACM ARN held to the switch ``websocket_acm``."""
+        body = self._json_body()
+        if body.get("clientCertificateId"):
+            check_stage_certificate(self.current_account, self.region,
+                                    body["clientCertificateId"], websocket=True)
+        return super().create_stage()
 
     def create_deployment(self):
         """``POST /v2/apis/{apiId}/deployments``: moto 5.2.5 has none. With ``stageName`` it
@@ -313,6 +376,8 @@ _ROUTES = {
     "{0}/clientcertificates$": SandboxAPIGatewayResponse.dispatch,
     "{0}/clientcertificates/(?P<clientcertificate_id>[^/]+)/?$":
         SandboxAPIGatewayResponse.dispatch,
+    # An ACM ARN where a certificate id goes (decoded, its slash splits it): NotFound (fact 112).
+    "{0}/clientcertificates/arn:(?P<acm_arn>.+)$": SandboxAPIGatewayResponse.dispatch,
     # In server mode the path arrives decoded, so the ARN's slashes are path separators.
     "{0}/tags/arn:(?P<partition>[^/]+):apigateway:(?P<region_name>[^/]+)::/clientcertificates/"
     "(?P<clientcertificate_id>[^/]+)$": SandboxAPIGatewayResponse.dispatch,

@@ -10,8 +10,11 @@ Sources (docs/aws-behaviour.md):
 - fact 5: 60 certificates per account and region.
 
 Known difference from AWS: RSA key generation costs ~50 ms, so certificates share keys drawn
-from a small pool (``KEY_POOL_SIZE``). Each certificate is still its own X.509 certificate with its
-own serial and validity; only the public key may repeat. AWS keeps the private key anyway (fact 2).
+from a small pool per key type (``KEY_POOL_SIZE``; ACM's certificates draw from it too). Each
+certificate is still its own X.509 certificate with its own serial and validity; only the public
+key may repeat. AWS keeps the private key (fact 2); the sandbox keeps it too, on the certificate
+(``ClientCertificate.key``), so that a TLS probe can present what a stage presents
+(``controls.private_key_pem``).
 """
 import datetime
 import random
@@ -21,7 +24,7 @@ import threading
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from .controls import DEFAULT_QUOTA  # noqa: F401  (the quota is a switch; defined there)
@@ -35,22 +38,52 @@ _SUBJECT = x509.Name([
     x509.NameAttribute(NameOID.LOCALITY_NAME, "Seattle"),
     x509.NameAttribute(NameOID.COMMON_NAME, "ApiGateway"),
 ])
-_keys = []
+# ACM's key algorithm names (docs/aws-behaviour.md, fact 114) and how to make such a key.
+KEY_TYPES = {
+    "RSA_1024": lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),
+    "RSA_2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "RSA_3072": lambda: rsa.generate_private_key(public_exponent=65537, key_size=3072),
+    "RSA_4096": lambda: rsa.generate_private_key(public_exponent=65537, key_size=4096),
+    "EC_prime256v1": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "EC_secp384r1": lambda: ec.generate_private_key(ec.SECP384R1()),
+    "EC_secp521r1": lambda: ec.generate_private_key(ec.SECP521R1()),
+}
+_EC_NAMES = {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1",
+             "secp521r1": "EC_secp521r1"}
+_keys = {}
 _keys_lock = threading.Lock()
 
 
-def _pooled_key():
-    """A 2048-bit RSA key, generated on first need, up to KEY_POOL_SIZE distinct keys."""
+def pooled_key(key_type="RSA_2048"):
+    """A key of the ACM key type, generated on first need, up to KEY_POOL_SIZE distinct keys
+    per type."""
+    if key_type not in KEY_TYPES:
+        raise ValueError("key type: one of %s, not %r" % (", ".join(KEY_TYPES), key_type))
     with _keys_lock:
-        if len(_keys) < KEY_POOL_SIZE:
-            _keys.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-            return _keys[-1]
-        return random.choice(_keys)
+        pool = _keys.setdefault(key_type, [])
+        if len(pool) < KEY_POOL_SIZE:
+            pool.append(KEY_TYPES[key_type]())
+            return pool[-1]
+        return random.choice(pool)
 
 
-def make_pem(not_before, not_after):
-    """A self-signed PEM like API Gateway's, with ``\\r\\n`` line endings (fact 3)."""
-    key = _pooled_key()
+def key_type_of(key):
+    """ACM's name for a key's algorithm and size (``RSA_2048``, ``EC_prime256v1``...)."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return _EC_NAMES.get(key.curve.name, "EC_" + key.curve.name)
+    return "RSA_%d" % key.key_size
+
+
+def key_pem(key):
+    """A private key as unencrypted PKCS#8 PEM text."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
+
+
+def make_pem(not_before, not_after, key=None):
+    """A self-signed PEM like API Gateway's, with ``\\r\\n`` line endings (fact 3), signed by
+    ``key`` (a pooled RSA-2048 key by default)."""
+    key = key or pooled_key()
     cert = (
         x509.CertificateBuilder()
         .subject_name(_SUBJECT)
@@ -81,7 +114,8 @@ class ClientCertificate:
         self.created = created.replace(microsecond=0)
         self.expiration = self.created + VALIDITY
         self.tags = dict(tags or {})
-        self.pem = make_pem(self.created, not_after or self.expiration)
+        self.key = pooled_key()
+        self.pem = make_pem(self.created, not_after or self.expiration, self.key)
 
     def to_json(self):
         """The wire shape: dates as epoch seconds; ``tags`` absent when empty (fact 3), and so,

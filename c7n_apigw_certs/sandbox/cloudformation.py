@@ -97,9 +97,10 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import JsonRESTError
 from moto.utilities.utils import get_partition
 
+from . import acm
 from .apigateway import (
-    CertificateNotFound, create_certificate, delete_certificate, get_certificate,
-    set_stage_certificate)
+    CertificateNotFound, check_stage_certificate, create_certificate, delete_certificate,
+    get_certificate, set_stage_certificate)
 from .controls import CONTROLS
 from .remote import LOGICAL_ID_TAG, STACK_ID_TAG, STACK_NAME_TAG, stack_tags  # noqa: F401
 from .tags import RESERVED, check_caller_tags, current_tags, put_tags, remove_tags
@@ -233,6 +234,7 @@ class _StackStage(_Owned):
     Not a CloudFormationModel itself: moto maps every subclass of that to a resource type."""
 
     API_ID = PATH = None
+    WEBSOCKET = False
 
     def __init__(self, api_id, name):
         self.api_id, self.name = api_id, name
@@ -253,11 +255,14 @@ class _StackStage(_Owned):
     def has_cfn_attr(cls, attr):
         return False
 
-    @staticmethod
-    def template_certificate(props, account_id, region_name):
-        """The template's ``ClientCertificateId``, which must exist, or None."""
+    @classmethod
+    def template_certificate(cls, props, account_id, region_name):
+        """The template's ``ClientCertificateId``, which must exist, or None: a generated id,
+        or an ACM ARN that the stage can present (``apigateway.check_stage_certificate``)."""
         cert_id = props.get("ClientCertificateId") or None
-        if cert_id:
+        if cert_id and acm.is_arn(cert_id):
+            check_stage_certificate(account_id, region_name, cert_id, websocket=cls.WEBSOCKET)
+        elif cert_id:
             get_certificate(account_id, region_name, cert_id)
         return cert_id
 
@@ -406,6 +411,7 @@ class StackWebSocketStage(_StackStage, CloudFormationModel):
     """``AWS::ApiGatewayV2::Stage``."""
 
     API_ID, PATH = "ApiId", "/apis/%s/stages/%s"
+    WEBSOCKET = True
     MEMBERS = {"Description": "description", "StageVariables": "stage_variables",
                "AutoDeploy": "auto_deploy", "AccessLogSettings": "access_log_settings",
                "RouteSettings": "route_settings"}

@@ -28,7 +28,15 @@ lacks ``SelectAggregateResourceConfig`` and ``GetComplianceDetailsByConfigRule``
   sandbox carried stores each evaluation under the token's rule, the latest per resource by
   ``OrderingTimestamp``; ``GetComplianceDetailsByConfigRule`` answers them, filtered by
   ``ComplianceTypes``, in pages (``Limit`` at most 100, ``NextToken``). ``TestMode`` stores
-  nothing, as in AWS.
+  nothing, as in AWS. With the switch ``config_evaluation_types`` at ``"recorded"`` (the
+  default) a request that names a ``ComplianceResourceType`` AWS Config does not record (not
+  in botocore's ``ResourceType`` enum, e.g. ``AWS::ApiGateway::ClientCertificate``) is
+  refused whole, storing nothing, with AWS's ``InvalidParameterValueException`` "The resource
+  type ... is invalid. Only the following values are permitted: [...]" (fact 135); at
+  ``"any"`` every type is stored, as c7n's docstring says.
+- **Rules** (fact 138): ``DescribeConfigRules`` of a name the region does not have answers
+  ``NoSuchConfigRuleException``, as AWS does and c7n's deployer expects (moto answers an empty
+  list while the region has no rule at all).
 - **Events** (fact 85): ``rule_event()`` (the control ``POST /_sandbox/config-event``) builds
   the event AWS Config sends a custom rule's Lambda function: a ``ScheduledNotification`` for a
   periodic rule, or a ``ConfigurationItemChangeNotification`` carrying the recorded item of one
@@ -53,8 +61,9 @@ from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.config.exceptions import (
-    InvalidLimitException, InvalidNextTokenException, InvalidResultTokenException,
-    NoSuchConfigRuleException, NoSuchConfigurationAggregatorException, ValidationException)
+    InvalidLimitException, InvalidNextTokenException, InvalidParameterValueException,
+    InvalidResultTokenException, NoSuchConfigRuleException,
+    NoSuchConfigurationAggregatorException, ValidationException)
 from moto.config.models import config_backends
 from moto.config.responses import ConfigResponse
 from moto.core.exceptions import JsonRESTError
@@ -494,10 +503,33 @@ def event_item(item):
     return found
 
 
+@functools.cache
+def recordable_types():
+    """The resource types AWS Config records: botocore's ``config`` model, ``ResourceType``
+    (read on first use, not at import)."""
+    import botocore.session
+    model = botocore.session.get_session().get_service_model("config")
+    return tuple(sorted(model.shape_for("ResourceType").enum))
+
+
+def check_evaluation_types(evaluations):
+    """AWS's refusal of a type it does not record (fact 135), unless the switch says any."""
+    if CONTROLS.switches.config_evaluation_types == "any":
+        return
+    permitted = recordable_types()
+    for evaluation in evaluations:
+        resource_type = evaluation.get("ComplianceResourceType")
+        if resource_type not in permitted:
+            raise InvalidParameterValueException(
+                "The resource type %s is invalid. Only the following values are permitted: "
+                "[%s]" % (resource_type, ", ".join(permitted)))
+
+
 def put_evaluations(account, region, params):
     evaluations = params.get("Evaluations") or []
     if not evaluations:
         raise ValidationException("The Evaluations object in your request cannot be null.")
+    check_evaluation_types(evaluations)
     if params.get("TestMode"):
         return {"FailedEvaluations": []}
     state = _state(account, region)
@@ -590,9 +622,25 @@ def _get_compliance_details_by_config_rule(self):
     return json.dumps(compliance_details(self.current_account, self.region, _body(self)))
 
 
+def _describe_config_rules(original):
+    """moto answers an empty list for named rules while the region has no rule at all; AWS
+    (and c7n's deployer, which looks a rule up before creating it: ``resource_exists(...,
+    NotFound="NoSuchConfigRuleException")`` in c7n/mu.py) refuses an unknown name with
+    ``NoSuchConfigRuleException`` (botocore's model lists it for DescribeConfigRules)."""
+    def describe_config_rules(self):
+        names = _body(self).get("ConfigRuleNames") or self._get_param("ConfigRuleNames") or []
+        for name in names:
+            if name not in self.config_backend.config_rules:
+                raise NoSuchConfigRuleException(name)
+        return original(self)
+    return describe_config_rules
+
+
 @functools.cache  # once per process: every install patches moto in place
 def install():
     """Answer Config's queries and evaluations here, and observe API Gateway's changes."""
+    ConfigResponse.describe_config_rules = _describe_config_rules(
+        ConfigResponse.describe_config_rules)
     ConfigResponse.select_resource_config = _select_resource_config
     ConfigResponse.select_aggregate_resource_config = _select_aggregate_resource_config
     ConfigResponse.put_evaluations = _put_evaluations

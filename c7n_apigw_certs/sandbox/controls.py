@@ -14,9 +14,12 @@ import time
 # before every shifted command.
 DEFAULT_QUOTA = 60  # client certificates per account and region (fact 5)
 DEFAULT_DEPLOY_INTERVAL = 5.0
+DEFAULT_ACCOUNT = "123456789012"
 # What the sandbox's Config can record (config.py).
 CONFIG_TYPES = ("AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Api",
                 "AWS::ApiGatewayV2::Stage")
+# Which types Config's PutEvaluations accepts (config.py, switch config_evaluation_types).
+EVALUATION_TYPES = ("recorded", "any")
 
 
 class Clock:
@@ -270,9 +273,28 @@ class Switches:
     - ``config_types``: the resource types Config's recorder records (its recording group),
       by default the four API Gateway types the plugin reads; a type left out is never
       answered in queries ("resources that are not configured to be recorded", fact 88).
+    - ``config_evaluation_types``: which ``ComplianceResourceType`` AWS Config's
+      ``PutEvaluations`` accepts, a question the sources disagree on (docs/aws-behaviour.md,
+      fact 135): ``"recorded"`` (the default) only the types AWS Config records (botocore's
+      ``config`` model, its ``ResourceType`` enum), refusing any other with AWS's
+      ``InvalidParameterValueException``; ``"any"`` every type, as c7n's ``config-poll-rule``
+      docstring says ("any resource which has a cloudformation type"). See ``config.py``.
     - ``config_v2_api_id``: whether a recorded WebSocket stage names its API in
       ``configuration.apiId`` and a relationship (true, the default, fact 26) or only in its
       ARN (false: AWS Config's published schema lists no ``apiId``, fact 80). Both are tested.
+    - ``websocket_acm``: whether a WebSocket stage takes an ACM certificate's ARN
+      (``"accept"``) or refuses it (``"refuse"``, the default): no source settles it
+      (fact 113). REST stages always take one that qualifies (fact 111).
+    - ``acm_in_use_by``: whether ACM lists the stages that present a certificate in its
+      ``InUseBy`` and so refuses to delete it (true), or neither (false, the default): fact 115.
+    - ``acm_propagation_seconds``: how long, on the sandbox clock, a stage keeps presenting the
+      version an ACM renewal or re-import replaced (0, the default: at once). API Gateway
+      propagates renewals "without redeployment", in a time no source gives (fact 110).
+    - ``trust_store_self_signed``: whether an ELB trust store refuses a CA bundle holding a
+      certificate without the CA flag, as API Gateway's generated ones are (``"refuse"``, the
+      default) or takes it (``"accept"``): no source settles it (fact 164).
+    - ``trust_store_pending_describes``: how many ``DescribeTrustStores`` answer CREATING after
+      a create or modify before ACTIVE (0, the default).
     """
 
     def __init__(self):
@@ -286,13 +308,24 @@ class Switches:
         self.config_delay = 0.0
         self.config_types = list(CONFIG_TYPES)
         self.config_v2_api_id = True
+        self.config_evaluation_types = "recorded"
+        self.websocket_acm = "refuse"
+        self.acm_in_use_by = False
+        self.acm_propagation_seconds = 0.0
+        self.trust_store_self_signed = "refuse"
+        self.trust_store_pending_describes = 0
 
     def as_dict(self):
         return {"delete_in_use": self.delete_in_use,
                 "needs_deployment": self.needs_deployment, "quota": self.quota,
                 "deploy_interval": self.deploy_interval, "config_delay": self.config_delay,
                 "config_types": list(self.config_types),
-                "config_v2_api_id": self.config_v2_api_id}
+                "config_v2_api_id": self.config_v2_api_id,
+                "config_evaluation_types": self.config_evaluation_types,
+                "websocket_acm": self.websocket_acm, "acm_in_use_by": self.acm_in_use_by,
+                "acm_propagation_seconds": self.acm_propagation_seconds,
+                "trust_store_self_signed": self.trust_store_self_signed,
+                "trust_store_pending_describes": self.trust_store_pending_describes}
 
     def update(self, values):
         checked = {}
@@ -307,16 +340,23 @@ class Switches:
     def _check(key, value):
         if key == "delete_in_use" and value not in ("allow", "refuse"):
             raise ValueError("delete_in_use: 'allow' or 'refuse', not %r" % (value,))
-        if key in ("needs_deployment", "config_v2_api_id") and not isinstance(value, bool):
+        if key == "config_evaluation_types" and value not in EVALUATION_TYPES:
+            raise ValueError("config_evaluation_types: %s, not %r" % (
+                " or ".join(repr(v) for v in EVALUATION_TYPES), value))
+        if key in ("websocket_acm", "trust_store_self_signed") and value not in (
+                "accept", "refuse"):
+            raise ValueError("%s: 'accept' or 'refuse', not %r" % (key, value))
+        if key in ("needs_deployment", "config_v2_api_id", "acm_in_use_by") and not isinstance(
+                value, bool):
             raise ValueError("%s: true or false, not %r" % (key, value))
         if key == "config_types" and (not isinstance(value, list)
                                       or not set(value) <= set(CONFIG_TYPES)):
             raise ValueError("config_types: a list of %s, not %r" % (
                 ", ".join(CONFIG_TYPES), value))
-        if key == "quota" and (not isinstance(value, int) or isinstance(value, bool)
-                               or value < 0):
-            raise ValueError("quota: a whole number >= 0, not %r" % (value,))
-        if key in ("deploy_interval", "config_delay"):
+        if key in ("quota", "trust_store_pending_describes") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError("%s: a whole number >= 0, not %r" % (key, value))
+        if key in ("deploy_interval", "config_delay", "acm_propagation_seconds"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError("%s: seconds >= 0, not %r" % (key, value))
             value = float(value)
@@ -339,6 +379,71 @@ class Controls:
         self.faults.clear()
         self.counters.reset()
         self.switches.reset()
+
+
+    # -- ACM and AWS Private CA (acm.py, acmpca.py), imported when first used -------------
+    def create_private_ca(self, region, common_name, expires_in_days=3650, parent_arn=None,
+                          account=DEFAULT_ACCOUNT):
+        """An ACTIVE CA with a real certificate: ROOT without ``parent_arn``, else SUBORDINATE
+        signed by the parent. ``{"arn", "certificate_pem", "chain_pem"}``."""
+        from . import acmpca
+        return acmpca.create_private_ca(region, common_name, expires_in_days, parent_arn,
+                                        account)
+
+    def age_private_ca(self, ca_arn, expires_in_days):
+        """The CA's certificate re-issued (same key and subject) to end ``expires_in_days``
+        after now; negative: EXPIRED."""
+        from . import acmpca
+        return acmpca.age_private_ca(ca_arn, expires_in_days)
+
+    def create_acm_certificate(self, region, kind, expires_in_days, ca_arn=None,
+                               domain="api.example.com", client_auth=True, key_type="RSA_2048",
+                               renewal="eligible", account=DEFAULT_ACCOUNT, tags=None):
+        """A certificate in ACM: ``kind`` "imported", "private" (issued by ``ca_arn``) or
+        "public" (AMAZON_ISSUED, serverAuth only). ``{"arn": ...}``."""
+        from . import acm
+        return acm.create_acm_certificate(region, kind, expires_in_days, ca_arn, domain,
+                                          client_auth, key_type, renewal, account, tags)
+
+    def renew_acm_certificate(self, arn, expires_in_days=None):
+        """Same ARN, new key, serial and notAfter (395 days for a private one); RenewalSummary
+        SUCCESS. On an imported certificate: its owner re-importing a renewed one."""
+        from . import acm
+        return acm.renew(arn, expires_in_days)
+
+    def fail_acm_renewal(self, arn, reason="PCA_ACCESS_DENIED"):
+        """RenewalSummary FAILED with ``reason`` (an ACM FailureReason); nothing else moves."""
+        from . import acm
+        return acm.set_renewal(arn, "FAILED", reason)
+
+    def pending_acm_renewal(self, arn):
+        """RenewalSummary PENDING_AUTO_RENEWAL."""
+        from . import acm
+        return acm.set_renewal(arn, "PENDING_AUTO_RENEWAL")
+
+    def revoke_acm_certificate(self, arn, reason="UNSPECIFIED"):
+        """Status REVOKED."""
+        from . import acm
+        return acm.revoke(arn, reason)
+
+    def private_key_pem(self, id_or_arn, region="us-east-1", account=DEFAULT_ACCOUNT):
+        """The private key (PKCS#8 PEM) of any certificate the sandbox minted: an ACM ARN, a
+        Private CA's ARN, or a generated client certificate's id in ``region``."""
+        from . import acm, acmpca, apigateway
+        return {"private_key_pem": (acm.private_key_pem(id_or_arn)
+                                    or acmpca.private_key_pem(id_or_arn)
+                                    or apigateway.private_key_pem(account, region, id_or_arn))}
+
+    def trust_store_bundle(self, arn):
+        """The PEM text an ELB trust store verifies against now (``elb.py``), or None."""
+        from . import elb
+        return {"bundle": elb.trust_store_bundle(arn)}
+
+    def presented(self, region, protocol, api_id, stage, account=DEFAULT_ACCOUNT):
+        """What a REST or WebSocket stage (``protocol`` "REST", "WEBSOCKET" or None to find
+        out) is configured with and presents now, with the PEM and chain presented."""
+        from . import apigateway
+        return apigateway.presented(account, region, api_id, stage, protocol)
 
 
 CONTROLS = Controls()

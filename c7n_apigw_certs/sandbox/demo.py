@@ -211,18 +211,81 @@ def staged_rotation(sandbox, env, policy, output_dir):
     print("\nThe staged rotation (%s), one run a day as a schedule would run it; days are "
           "simulated: the sandbox's clock and custodian's are moved on together.\n" % policy)
     previous = 0
-    for day in ROTATION_DAYS:
-        control.advance(days=day - previous)
-        previous = day
-        out = os.path.join(output_dir, "day-%d" % day)
-        shown, cmd = custodian_command(out, policy, day)
-        print("day %-3d %s" % (day, shown), flush=True)
-        # The run's log goes to its output directory: the summary below is what it did.
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        for name in policy_names(policy):
-            print(indent(rotation_summary(out, name) or "(no certificate matched)"))
-        print_failure(proc)
+    with tls_proof(control, env, policy, output_dir) as proof:
+        for day in ROTATION_DAYS:
+            control.advance(days=day - previous)
+            previous = day
+            out = os.path.join(output_dir, "day-%d" % day)
+            shown, cmd = custodian_command(out, policy, day)
+            print("day %-3d %s" % (day, shown), flush=True)
+            proof.phase("day %d" % day)
+            # The run's log goes to its output directory: the summary below is what it did.
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            proof.probed()
+            for name in policy_names(policy):
+                print(indent(rotation_summary(out, name) or "(no certificate matched)"))
+            print_failure(proc)
+            proof.sync()
+            print()
+    proof.report()
+
+
+def tls_proof(control, env, policy, output_dir):
+    """Requests by real TLS through every stage to nginx backends that trust-sync feeds after
+    each run (``trust_proof.Proof``), or, where that cannot run, a stand-in that says why."""
+    from . import probe
+    from .trust_proof import Proof
+    if not probe.nginx_binary():
+        return NoProof("nginx is not installed (Debian: apt-get install -y nginx)")
+    if not hasattr(control, "private_key_pem"):
+        return NoProof("this sandbox does not hand out the private keys of its certificates")
+    return ShownProof(Proof(control, env, policy, os.path.join(output_dir, "tls-proof"),
+                            inprocess=True))
+
+
+class ShownProof:
+    def __init__(self, proof):
+        self.proof = proof
+
+    def __enter__(self):
+        self.proof.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.proof.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self.proof, name)
+
+    def report(self):
+        from .probe import figures_table
+        run = self.proof.run
+        print("Meanwhile, requests by real TLS through the %d stages with an HTTP integration, "
+              "each to its own nginx (ssl_verify_client optional_no_ca, the fingerprints that "
+              "`c7n-apigw-certs trust-sync --format nginx-map` keeps in step with the stage's "
+              "bundle after each run); 'expired': refused because the certificate presented "
+              "had expired:\n" % len(run.stages))
+        print(indent(figures_table(run.figures())))
         print()
+
+
+class NoProof:
+    def __init__(self, reason):
+        self.reason = reason
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def phase(self, label):
+        pass
+
+    probed = sync = lambda self: None
+
+    def report(self):
+        print("(The rotation by real TLS is not shown: %s.)\n" % self.reason)
 
 
 def print_failure(proc):

@@ -43,7 +43,7 @@ from .remote import SETUP_HEADER
 # Credential=AKID/20261126/us-east-1/apigateway/aws4_request
 _SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _THROTTLED = {"apigateway", "apigatewayv2"}
-_XML_QUERY = {"sts", "iam", "ec2", "sqs"}
+_XML_QUERY = {"sts", "iam", "ec2", "sqs", "elasticloadbalancing"}
 
 
 class ConnectionReset(Exception):
@@ -74,7 +74,7 @@ class Call:
 
 
 # Services whose SigV4 signing name is not the name moto's router knows them by.
-_ROUTER_NAMES = {"monitoring": "cloudwatch"}
+_ROUTER_NAMES = {"monitoring": "cloudwatch", "elasticloadbalancing": "elbv2"}
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,8 +5,8 @@ that exists in moto's IAM (``iam.create_role``), which is what ``custodian run -
 ROLE_ARN`` and ``c7n-org`` do. The sandbox's root test keys (``AWS_ACCESS_KEY_ID=testing``), IAM
 users' keys, and keys of a role that was assumed but never created in IAM stay unrestricted, so
 that tests which do not care about IAM (c7n-org across made-up accounts included) are unchanged.
-Only ``apigateway``, ``apigatewayv2``, ``ssm``, ``s3``, ``events`` and ``sqs`` (``events.py``)
-are checked; STS, IAM and other
+Only ``apigateway``, ``apigatewayv2``, ``ssm``, ``s3``, ``events`` and ``sqs`` (``events.py``),
+``acm`` and ``acm-pca`` are checked; STS, IAM and other
 services are not.
 
 What is evaluated: the role's inline policies (``put_role_policy``) and attached managed
@@ -25,10 +25,23 @@ The request's action and resource, as the Service Authorization Reference define
 - API Gateway, REST and WebSocket: ``apigateway:<HTTP method>`` on
   ``arn:aws:apigateway:<region>::<path>``; WebSocket paths lose their ``/v2`` prefix
   (``/apis/{id}/stages/{name}``); tag calls are on ``/tags/<URL-encoded resource ARN>``.
+  A REST ``TagResource`` needs two: ``apigateway:PUT`` on that Tags resource *and*
+  ``apigateway:PATCH`` on the tagged resource's own ARN (docs/aws-behaviour.md, fact 136),
+  checked in that order; a WebSocket ``TagResource`` (POST) and ``UntagResource`` only the
+  one, as no source says more.
 - SSM: ``ssm:<operation>`` on ``arn:aws:ssm:<region>:<account>:parameter/<name without its
   leading slash>``, a ``name:version`` or ``name:label`` selector dropped; ``GetParameters`` and
   ``DeleteParameters`` need every name; ``GetParametersByPath`` the path;
   ``DescribeParameters`` and unknown operations ``*``.
+- ACM: ``acm:<operation>`` on the request's ``CertificateArn`` (the ``certificate*`` resource
+  type: DescribeCertificate, GetCertificate, tags, DeleteCertificate, RenewCertificate...);
+  ``ListCertificates``, ``RequestCertificate``, a first ``ImportCertificate`` and the account
+  configuration on ``*`` (docs/aws-behaviour.md, fact 119).
+- AWS Private CA: ``acm-pca:<operation>`` on the request's ``CertificateAuthorityArn`` (or
+  ``ResourceArn`` for the policy calls); ``CreateCertificateAuthority`` and
+  ``ListCertificateAuthorities`` on ``*`` (fact 119).
+- Elastic Load Balancing trust stores: ``elasticloadbalancing:<Action>`` (``_elb_target``);
+  refusals 403 ``AccessDenied`` (fact 167).
 - S3: ``GetObject``/``HeadObject`` -> ``s3:GetObject``, ``PutObject`` -> ``s3:PutObject``,
   ``DeleteObject`` -> ``s3:DeleteObject`` on ``arn:aws:s3:::bucket/key``; ``ListObjects``,
   ``ListObjectsV2``, ``HeadBucket`` -> ``s3:ListBucket``, ``CreateBucket`` -> ``s3:CreateBucket``
@@ -42,9 +55,9 @@ AWS's refusals show in public reports:
 - API Gateway, REST and WebSocket: HTTP 403 ``AccessDeniedException`` (aws-amplify/
   amplify-category-api#736 for the message; Open-SL/serverless-permission-generator#12,
   "Status Code: 403; Error Code: AccessDeniedException", for the status).
-- SSM: HTTP 400 ``AccessDeniedException``, not 403: SSM speaks JSON 1.1, whose refusals are
-  400 (github-aws-runners/terraform-aws-github-runner#1279 shows ``httpStatusCode: 400``;
-  aws-samples/aws-workshop-for-kubernetes#250 "Status Code: 400").
+- SSM, ACM and AWS Private CA: HTTP 400 ``AccessDeniedException``, not 403: they speak JSON
+  1.1, whose refusals are 400 (github-aws-runners/terraform-aws-github-runner#1279 shows
+  ``httpStatusCode: 400``; aws-samples/aws-workshop-for-kubernetes#250 "Status Code: 400").
 - S3: HTTP 403 ``AccessDenied``, the ARN in double quotes (aws-ia/terraform-aws-bedrock#41).
   ``GetObject``/``HeadObject`` of a missing key answers 403 ``AccessDenied`` naming
   ``s3:ListBucket`` on the bucket when the caller may not list it, and 404 ``NoSuchKey`` only
@@ -72,7 +85,9 @@ from moto.utilities.utils import get_partition
 from . import events
 from .controls import CONTROLS
 
-SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3"} | events.SERVICES
+SERVICES = {"apigateway", "apigatewayv2", "ssm", "s3", "acm", "acm-pca",
+            "elasticloadbalancing"} | events.SERVICES
+_JSON_11 = {"ssm", "acm", "acm-pca"}  # refusals are 400 AccessDeniedException
 
 Principal = collections.namedtuple("Principal", "arn documents session_documents")
 Refusal = collections.namedtuple("Refusal", "code status message")
@@ -197,11 +212,17 @@ def target(call):
         path = call.request.path
         if call.service == "apigatewayv2" and path.startswith("/v2/"):
             path = path[len("/v2"):]
+        tagged = None
         if path.startswith("/tags/"):
-            path = "/tags/" + quote(unquote(path[len("/tags/"):]), safe="")
+            tagged = unquote(path[len("/tags/"):]).rstrip("/")
+            path = "/tags/" + quote(tagged, safe="")
         path = path.rstrip("/") or "/"
-        return [("apigateway:" + call.request.method.upper(),
-                 "arn:aws:apigateway:%s::%s" % (region, path))]
+        needed = [("apigateway:" + call.request.method.upper(),
+                   "arn:aws:apigateway:%s::%s" % (region, path))]
+        if call.service == "apigateway" and call.operation == "TagResource" and tagged:
+            # Fact 136: REST TagResource is also checked as PATCH on the tagged resource.
+            needed.append(("apigateway:PATCH", tagged))
+        return needed
     if call.service == "ssm":
         action, body = "ssm:" + call.operation, call.body
         if call.operation in _SSM_BY_NAME and isinstance(body.get("Name"), str):
@@ -213,6 +234,14 @@ def target(call):
         if call.operation in _SSM_TAGS and body.get("ResourceType") == "Parameter":
             return [(action, _ssm_resource(region, account, body.get("ResourceId", "")))]
         return [(action, "*")]
+    if call.service == "acm":
+        arn = call.body.get("CertificateArn")
+        return [("acm:" + call.operation, arn if isinstance(arn, str) and arn else "*")]
+    if call.service == "acm-pca":
+        arn = call.body.get("CertificateAuthorityArn") or call.body.get("ResourceArn")
+        return [("acm-pca:" + call.operation, arn if isinstance(arn, str) and arn else "*")]
+    if call.service == "elasticloadbalancing":
+        return _elb_target(call)
     if call.service == "s3":
         bucket, key = call.params.get("Bucket"), call.params.get("Key")
         action, kind = _S3_ACTIONS.get(
@@ -224,6 +253,21 @@ def target(call):
     return events.target(call)  # EventBridge, SQS
 
 
+def _elb_target(call):
+    """ELB trust stores (docs/aws-behaviour.md, fact 167): ``CreateTrustStore`` on the ARN
+    the trust store will have (its id unknown: ``truststore/<name>/*``), ``ModifyTrustStore``
+    and ``DeleteTrustStore`` on its ARN, describes and anything else on ``*``."""
+    form = call.request.form
+    operation = form.get("Action") or call.operation
+    action = "elasticloadbalancing:" + operation
+    if operation == "CreateTrustStore" and form.get("Name"):
+        return [(action, "arn:aws:elasticloadbalancing:%s:%s:truststore/%s/*" % (
+            call.region, call.account, form["Name"]))]
+    if operation in ("ModifyTrustStore", "DeleteTrustStore") and form.get("TrustStoreArn"):
+        return [(action, form["TrustStoreArn"])]
+    return [(action, "*")]
+
+
 def refusal(service, who, action, resource, outcome):
     """AWS's refusal: status, code and message (sources in the module docstring)."""
     why = ("with an explicit deny in an identity-based policy" if outcome == "deny"
@@ -233,8 +277,10 @@ def refusal(service, who, action, resource, outcome):
         who.arn, action, shown, why)
     if service == "s3":
         return Refusal("AccessDenied", 403, message)
-    if service == "ssm":
+    if service in _JSON_11:
         return Refusal("AccessDeniedException", 400, message)
+    if service == "elasticloadbalancing":
+        return Refusal("AccessDenied", 403, message)
     return Refusal("AccessDeniedException", 403, message)
 
 

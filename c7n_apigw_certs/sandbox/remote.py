@@ -127,6 +127,58 @@ class SandboxClient:
         return self._call("GET", "presented", query={
             "account": account, "region": region, "api": api, "stage": stage})
 
+    def presented_certificate(self, account, region, api, stage, protocol=None):
+        """What a stage presents now, for a TLS probe: {"configured", "presented",
+        "certificate_id_or_arn", "certificate_pem", "chain_pem", "private_key_pem"} (an ACM
+        certificate's version and chain, the switch ``acm_propagation_seconds``; a generated
+        certificate's PEM and an empty chain). ``protocol``
+        "REST" or "WEBSOCKET" if the id could be either."""
+        query = {"account": account, "region": region, "api": api, "stage": stage, "pems": "1"}
+        if protocol:
+            query["protocol"] = protocol
+        return self._call("GET", "presented", query=query)
+
+    # -- ACM and AWS Private CA: the arguments of ``controls.Controls``' methods -------------
+    def create_private_ca(self, region, common_name, expires_in_days=3650, parent_arn=None,
+                          account="123456789012"):
+        """{"arn", "certificate_pem", "chain_pem"}: ROOT, or SUBORDINATE of ``parent_arn``."""
+        return self._call("POST", "private-ca", {
+            "region": region, "common_name": common_name, "expires_in_days": expires_in_days,
+            "parent_arn": parent_arn, "account": account})
+
+    def age_private_ca(self, ca_arn, expires_in_days):
+        return self._call("POST", "private-ca-age", {"ca_arn": ca_arn,
+                                                     "expires_in_days": expires_in_days})
+
+    def create_acm_certificate(self, region, kind, expires_in_days, **options):
+        """{"arn"}: ``kind`` "imported", "private" (``ca_arn=``) or "public"; options
+        ``ca_arn``, ``domain``, ``client_auth``, ``key_type``, ``renewal``, ``account``,
+        ``tags``."""
+        return self._call("POST", "acm-certificates", dict(
+            options, region=region, kind=kind, expires_in_days=expires_in_days))
+
+    def renew_acm_certificate(self, arn, expires_in_days=None):
+        return self._call("POST", "acm-renew", {"arn": arn, "expires_in_days": expires_in_days})
+
+    def fail_acm_renewal(self, arn, reason="PCA_ACCESS_DENIED"):
+        return self._call("POST", "acm-fail-renewal", {"arn": arn, "reason": reason})
+
+    def pending_acm_renewal(self, arn):
+        return self._call("POST", "acm-pending-renewal", {"arn": arn})
+
+    def revoke_acm_certificate(self, arn, reason="UNSPECIFIED"):
+        return self._call("POST", "acm-revoke", {"arn": arn, "reason": reason})
+
+    def trust_store_bundle(self, arn):
+        """The PEM text an ELB trust store verifies against now (as last loaded from S3), or
+        None for an unknown trust store."""
+        return self._call("POST", "trust-store-bundle", {"arn": arn})["bundle"]
+
+    def private_key_pem(self, id_or_arn, region="us-east-1", account="123456789012"):
+        """The private key of an ACM certificate, a CA, or a generated certificate (PEM)."""
+        return self._call("POST", "private-key", {
+            "id_or_arn": id_or_arn, "region": region, "account": account})["private_key_pem"]
+
     def config_event(self, rule, message_type="ScheduledNotification", account="123456789012",
                      region="us-east-1", **resource):
         """The event AWS Config sends a custom rule's function (``resource_type`` and

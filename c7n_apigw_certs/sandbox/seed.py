@@ -4,7 +4,8 @@ us-east-1
   orders-api        REST       prod -> ``orders-prod`` (expired 3 days ago); staging -> shared
   payments-api      REST       prod -> ``shared-backend`` (expires in 5 days)
   inventory-api     REST       prod -> ``shared-backend``
-  live-updates      WEBSOCKET  production -> ``live-updates`` (expires in 20 days)
+  live-updates      WEBSOCKET  production -> ``live-updates`` (expires in 20 days), an HTTP
+                               integration
   public-http-api   HTTP       (HTTP APIs cannot use client certificates)
   certificates      ``reporting`` (expires in 200 days, healthy, used by reporting-api/prod),
                     ``legacy-unused`` (expires in 90 days, used by no stage)
@@ -96,6 +97,10 @@ def seed_demo(make_certificate, session=None):
         client = session.client("apigatewayv2", region_name=region)
         api_id = client.create_api(Name=api_name, ProtocolType="WEBSOCKET",
                                    RouteSelectionExpression="$request.body.action")["ApiId"]
+        # An HTTP integration: the kind to which a stage presents its certificate (fact 9).
+        client.create_integration(ApiId=api_id, IntegrationType="HTTP_PROXY",
+                                  IntegrationMethod="POST",
+                                  IntegrationUri="https://backend.example.com/updates")
         client.create_stage(ApiId=api_id, StageName=stage_name, ClientCertificateId=ids[cert])
     for region, api_name in HTTP_APIS:
         client = session.client("apigatewayv2", region_name=region)

@@ -26,7 +26,16 @@ Control endpoints (JSON in, JSON out):
                                        without the callers' rules, ``aws:`` keys included (as
                                        CloudFormation does); answers ``{"arn", "tags"}``
 ``GET  /_sandbox/presented``           ``?account=&region=&api=&stage=``: what a REST or
-                                       WebSocket stage is configured with and presents
+                                       WebSocket stage is configured with and presents; with
+                                       ``&pems=1`` also ``certificate_id_or_arn``,
+                                       ``certificate_pem`` and ``chain_pem``
+``POST /_sandbox/private-ca`` ...      ACM and Private CA controls: ``private-ca``,
+                                       ``private-ca-age``, ``acm-certificates``, ``acm-renew``,
+                                       ``acm-fail-renewal``, ``acm-pending-renewal``,
+                                       ``acm-revoke``, ``private-key``, and
+                                       ``trust-store-bundle`` (``{"arn"}``: the PEMs an ELB
+                                       trust store verifies against): the body is the
+                                       arguments of the ``Controls`` method (``ACM_CONTROLS``)
 ``POST /_sandbox/config-event``        ``{"account", "region", "rule", "message_type",
                                        "resource_type", "resource_id"}``: the event AWS Config
                                        sends a custom rule's function (see ``config.py``)
@@ -43,8 +52,6 @@ import socket
 import struct
 import threading
 
-from moto.apigateway.models import apigateway_backends
-from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
@@ -54,7 +61,7 @@ from werkzeug.wrappers import Response
 from moto.core.exceptions import JsonRESTError
 from moto.core.request import Request
 
-from . import config
+from . import apigateway, config
 from .apigateway import create_certificate
 from .controls import CONTROLS
 from .gate import ConnectionReset, gate
@@ -84,16 +91,23 @@ def seed_certificate(spec):
 
 
 def presented(query):
-    """What a stage is configured with and what it presents (the switch ``needs_deployment``):
-    a REST stage if the id is a REST API's, else a WebSocket stage."""
-    account, region = query["account"], query["region"]
-    rest = apigateway_backends[account][region]
-    if query["api"] in rest.apis:
-        stage = rest.get_stage(query["api"], query["stage"])
-    else:
-        stage = apigatewayv2_backends[account][region].get_stage(query["api"], query["stage"])
-    return {"configured": getattr(stage, "client_certificate_id", None),
-            "presented": getattr(stage, "presented_certificate_id", None)}
+    """What a stage is configured with and presents (the switch ``needs_deployment``); with
+    ``pems=1`` also the id or ARN, PEM and chain presented (``apigateway.presented``)."""
+    found = apigateway.presented(query["account"], query["region"], query["api"],
+                                 query["stage"], query.get("protocol"))
+    if query.get("pems") == "1":
+        return found
+    return {"configured": found["configured"], "presented": found["presented"]}
+
+
+# ``POST /_sandbox/<name>`` -> the ``Controls`` method it calls with the body as arguments.
+ACM_CONTROLS = {
+    "private-ca": "create_private_ca", "private-ca-age": "age_private_ca",
+    "acm-certificates": "create_acm_certificate", "acm-renew": "renew_acm_certificate",
+    "acm-fail-renewal": "fail_acm_renewal", "acm-pending-renewal": "pending_acm_renewal",
+    "acm-revoke": "revoke_acm_certificate", "private-key": "private_key_pem",
+    "trust-store-bundle": "trust_store_bundle",
+}
 
 
 def seed_tags(spec):
@@ -147,6 +161,8 @@ def _control(method, name, body, query):
         return seed_tags(body)
     if name == "presented":
         return presented(query)
+    if name in ACM_CONTROLS and method == "POST":
+        return getattr(CONTROLS, ACM_CONTROLS[name])(**body)
     if name == "config-event" and method == "POST":
         return config.rule_event(**body)
     if name == "reset" and method == "POST":

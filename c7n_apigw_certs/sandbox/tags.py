@@ -15,6 +15,10 @@ Rules for callers (docs/aws-behaviour.md, fact 35), applied by ``GenerateClientC
 
 The messages of the last two are ours: no source records API Gateway's.
 
+IAM comes first (``iam.py``): a REST ``TagResource`` reaches these rules only when the caller
+may ``apigateway:PUT`` on ``/tags/<URL-encoded ARN>`` *and* ``apigateway:PATCH`` on the tagged
+resource's ARN (fact 136).
+
 Tags that only AWS can set (CloudFormation's ``aws:cloudformation:stack-name``,
 ``aws:cloudformation:logical-id``, ``aws:cloudformation:stack-id``: fact 29) are put on a
 resource through the control ``POST /_sandbox/tags`` (``put_tags``), which bypasses the rules,
