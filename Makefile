@@ -19,8 +19,11 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/c7n-apigw-certs demo
 
+# One pytest-xdist worker per core; each has its own sandbox server, temporary directories and
+# HOME (tests/conftest.py). `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests
 
 bench: install
 	$(BIN)/python benchmarks/run.py --rotate

@@ -55,7 +55,8 @@ setup(
                     # The demo's simulated days (sandbox/timeshift.py).
                     "freezegun"],
         # c7n-mailer: the shipped mail template is rendered by its own renderer in the tests.
-        "test": ["pytest", "c7n-org", "c7n-mailer", "ruff", "freezegun"],
+        # pytest-xdist: `make test` runs the suite on every core (`pytest -n`).
+        "test": ["pytest", "pytest-xdist", "c7n-org", "c7n-mailer", "ruff", "freezegun"],
     },
     entry_points={
         "console_scripts": ["c7n-apigw-certs = c7n_apigw_certs.cli:main"],

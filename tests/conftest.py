@@ -93,25 +93,34 @@ def run_cli(command, args, env, check=True):
     return proc
 
 
-def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extra=(), days=0):
+def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extra=(), days=0,
+                  real_waits=False):
     """``custodian run`` on one policy; returns {region: resources} and the process.
     ``days`` moves the custodian process's clock (sandbox/timeshift.py); move the sandbox's
-    with it."""
+    with it. The run's waits (deployment pacing, retry back-off) pass on the sandbox's clock
+    and the run's own (timeshift ``--sandbox-sleep``), not the wall clock: the tests are about
+    what the run does, not how long it takes. ``real_waits=True`` waits on the wall clock, for
+    the test that proves the pacing against the sandbox's real-time rate."""
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
     out = tmp_path / "out"
     shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
     for region in regions:
         args += ["--region", region]
-    if days:
-        proc = run_at(days * 86400, "custodian", args + [path], control.env, check)
-    else:
+    if real_waits and not days:
         proc = run_cli("custodian", args + [path], control.env, check=check)
+    else:
+        proc = run_at(days * 86400, "custodian", args + [path], control.env, check,
+                      sandbox_sleep=not real_waits)
     return read_output(out, regions), proc
 
 
-def run_at(seconds, command, args, env, check=True):
+def run_at(seconds, command, args, env, check=True, sandbox_sleep=False):
+    """``command`` with its clock moved ``seconds`` on (sandbox/timeshift.py); with
+    ``sandbox_sleep``, its waits move its clock and the sandbox's instead of waiting."""
     shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
+    if sandbox_sleep:
+        shift.append("--sandbox-sleep")
     proc = subprocess.run(shift + [str(seconds), command] + args, env=env,
                           capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:

@@ -34,7 +34,9 @@ def our_elements():
             for name, element in registry.items():
                 if element.__module__.startswith("c7n_apigw_certs"):
                     found.append(("%s.%s" % (rtype, name), element))
-    return found
+    # Sorted: the registries' order depends on what loaded first, and every pytest-xdist worker
+    # must collect the same cases in the same order.
+    return sorted(found, key=lambda pair: pair[0])
 
 
 ELEMENTS = our_elements()

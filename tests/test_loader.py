@@ -44,7 +44,7 @@ def test_leaves_c7n_names_alone():
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_every_start_method(method):
+def test_every_start_method(method, tmp_path):
     code = """
 import multiprocessing as mp
 
@@ -61,9 +61,8 @@ if __name__ == '__main__':
     with ctx.Pool(1) as pool:
         print(pool.apply(child))
 """ % method
-    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "c7n_apigw_start_%s.py" % method)
-    with open(path, "w") as fh:
-        fh.write(code)
+    path = tmp_path / ("c7n_apigw_start_%s.py" % method)
+    path.write_text(code)
     proc = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "('ClientCertificate', True)", proc.stderr
 

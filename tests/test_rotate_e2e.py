@@ -1,12 +1,14 @@
 """The rotate and delete actions through the real ``custodian`` against the sandbox, with the
 safety invariants checked after every run."""
+import datetime
 import json
 
 import pytest
 
+from c7n_apigw_certs.stages import DEPLOY_INTERVAL
 from conftest import (
-    ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, make_websocket_stage,
-    run_cli, write_policy)
+    ACCOUNT, REGION, api_calls, client, custodian_run, make_cert, make_rest_stage,
+    make_websocket_stage, run_at, run_cli, write_policy)
 
 BUCKET = "trust-bundles"
 SSM_NAME = "/apigw/client-certs/{api_id}/{stage_name}"
@@ -211,12 +213,38 @@ def test_throttled_calls_are_retried(sandbox, estate, tmp_path):
 
 def test_stage_presenting_old_until_redeploy(sandbox, estate, tmp_path):
     """If a stage presents a new certificate only after a redeploy (fact 11), redeploy: true
-    keeps every presented certificate trusted and completes the rotation."""
+    keeps every presented certificate trusted and completes the rotation. The one run that
+    waits on the wall clock: four deployments against the sandbox's real-time rate of one every
+    5 seconds (fact 24), paced so that none is refused."""
     sandbox.switches(needs_deployment=True)
-    custodian_run(sandbox, tmp_path, rotate_policy(switch=0, delete=0, extra={"redeploy": True}))
+    custodian_run(sandbox, tmp_path, rotate_policy(switch=0, delete=0, extra={"redeploy": True}),
+                  real_waits=True)
     new = assert_complete(sandbox, estate)
     for api, stage in estate["rest"]:
         assert sandbox.presented(ACCOUNT, REGION, api, stage)["presented"] == new
+    assert "CreateDeployment" not in api_calls(sandbox, outcome="throttled")
+
+
+def test_paced_waits_pass_on_the_sandbox_clock(sandbox, estate, tmp_path):
+    """The same rotation with its waits on the sandbox's clock (timeshift --sandbox-sleep), as
+    the other tests run: both clocks stand still but for the waits, so the sandbox's clock
+    moves by exactly one deployment interval (fact 24) per deployment after the first, and the
+    sandbox's rate, which counts those moves, refuses none."""
+    at = datetime.datetime.fromisoformat(sandbox.now())
+    sandbox.set_now(at.isoformat(), tick=False)
+    sandbox.switches(needs_deployment=True)
+    before = api_calls(sandbox).get("CreateDeployment", 0)
+    path = write_policy(tmp_path, rotate_policy(switch=0, delete=0, extra={"redeploy": True}))
+    run_at("@" + at.isoformat(), "custodian", ["run", "--cache-period", "0", "-s",
+           str(tmp_path / "out"), "--region", REGION, path], sandbox.env, sandbox_sleep=True)
+    new = assert_complete(sandbox, estate)
+    for api, stage in estate["rest"]:
+        assert sandbox.presented(ACCOUNT, REGION, api, stage)["presented"] == new
+    deployments = api_calls(sandbox)["CreateDeployment"] - before
+    assert deployments >= len(estate["rest"])
+    assert "CreateDeployment" not in api_calls(sandbox, outcome="throttled")
+    moved = datetime.datetime.fromisoformat(sandbox.now()) - at
+    assert moved == datetime.timedelta(seconds=DEPLOY_INTERVAL * (deployments - 1))
 
 
 def test_dryrun_changes_nothing(sandbox, estate, tmp_path):

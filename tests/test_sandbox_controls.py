@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ConnectionClosedError
 
-from c7n_apigw_certs.sandbox.controls import CONFIG_TYPES, Clock, Throttle
+from c7n_apigw_certs.sandbox.controls import CONFIG_TYPES, CONTROLS, Clock, Throttle
 from c7n_apigw_certs.sandbox.demo import RunningSandbox
 from c7n_apigw_certs.sandbox.remote import SandboxError
 from conftest import NO_RETRY, client, make_cert, make_rest_stage
@@ -60,6 +60,27 @@ def test_clock_frozen_or_ticking():
     assert clock.ticking and clock.now() >= frozen
     clock.reset()
     assert clock.ticking and clock.offset == datetime.timedelta(0)
+
+
+def test_the_rates_clock_counts_advances_and_never_runs_back():
+    """Clock.seconds (the throttle's and the deployment rate's): real seconds plus every forward
+    advance, whatever "now" is set to, so a wait passed on the sandbox's clock refills the
+    rates as a real one does, and moving "now" back never stretches a window."""
+    clock = Clock()
+    start = clock.seconds()
+    clock.set(datetime.datetime(2030, 5, 1, tzinfo=UTC), tick=False)
+    clock.advance(seconds=5)
+    assert clock.seconds() - start >= 5
+    moved = clock.seconds()
+    clock.set(datetime.datetime(2020, 1, 1, tzinfo=UTC), tick=False)  # "now" moved back
+    clock.advance(seconds=-60)
+    clock.reset()
+    assert clock.seconds() >= moved
+    rate = Throttle(clock=clock.seconds)
+    rate.configure(rate=1, burst=1)
+    assert rate.allow("a") and not rate.allow("a")  # the bucket is empty...
+    clock.advance(seconds=1)
+    assert rate.allow("a")  # ...and a second on the sandbox's clock refills a token
 
 
 def test_one_shot_fault_aimed_at_one_stage(sandbox):
@@ -260,6 +281,32 @@ def test_counters_are_per_operation_and_resettable(sandbox):
                     ("eu-west-1", "apigatewayv2", "GetApis"): 1}
     sandbox.reset_counters()
     assert sandbox.counters() == []
+
+
+def test_reset_leaves_nothing_for_the_next_test(sandbox):
+    """A worker's one server serves all its tests: ``reset`` (the ``sandbox`` fixture's) puts
+    every control back and empties moto's state in every service a test writes to."""
+    defaults = sandbox.switches()
+    cert_id = make_cert(sandbox, 10)
+    make_rest_stage(cert_id)
+    client("ssm").put_parameter(Name="/left/over", Value="x", Type="String")
+    client("s3").create_bucket(Bucket="left-over")
+    client("sqs").create_queue(QueueName="left-over")
+    sandbox.set_now("2030-01-01T00:00:00+00:00", tick=False)
+    sandbox.add_fault("GetStages", code="BadRequestException", status=400)
+    sandbox.throttle(rate=5, burst=5)
+    sandbox.switches(needs_deployment=True, quota=3, deploy_interval=60, delete_in_use="refuse")
+    assert sandbox.counters() != []
+    sandbox.reset()
+    assert sandbox.switches() == defaults
+    assert sandbox.clear_faults() == {"faults": []}
+    assert sandbox.counters() == []
+    assert CONTROLS.clock.ticking and CONTROLS.throttle.rate is None  # this process's server
+    assert client("apigateway").get_client_certificates()["items"] == []
+    assert client("apigateway").get_rest_apis()["items"] == []
+    assert client("ssm").describe_parameters()["Parameters"] == []
+    assert client("s3").list_buckets()["Buckets"] == []
+    assert client("sqs").list_queues().get("QueueUrls", []) == []
 
 
 def test_sandbox_command_serves_the_demo_estate():

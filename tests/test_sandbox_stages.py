@@ -180,6 +180,23 @@ def test_deployments_are_limited_per_account(sandbox):
     other.create_deployment(restApiId=other_api, stageName="prod")  # another account's window
 
 
+def test_a_deployment_window_passes_on_the_sandbox_clock(sandbox):
+    """A wait passed on the sandbox's clock (timeshift --sandbox-sleep) counts for the
+    CreateDeployment rate as a wait on the wall clock: an hour's window, advanced by an hour."""
+    sandbox.deploy_interval(3600)
+    api_id = make_rest_stage(make_cert(sandbox, 10))
+    apigw = client("apigateway")
+    apigw.create_deployment(restApiId=api_id, stageName="prod")
+    sandbox.advance(seconds=3590)
+    with pytest.raises(apigw.exceptions.TooManyRequestsException):
+        apigw.create_deployment(restApiId=api_id, stageName="prod")
+    sandbox.advance(seconds=10)
+    apigw.create_deployment(restApiId=api_id, stageName="prod")
+    outcomes = [r["outcome"] for r in sandbox.counters() if r["operation"] == "CreateDeployment"
+                and r["outcome"] == "throttled"]
+    assert outcomes == ["throttled"]
+
+
 def test_deployment_limit_off(sandbox):
     sandbox.deploy_interval(0)
     api_id = make_rest_stage(make_cert(sandbox, 10))

@@ -10,8 +10,9 @@ import datetime
 import threading
 import time
 
-from .certificates import DEFAULT_QUOTA
-
+# Standard library only: the package imports this module, and timeshift.py runs the package
+# before every shifted command.
+DEFAULT_QUOTA = 60  # client certificates per account and region (fact 5)
 DEFAULT_DEPLOY_INTERVAL = 5.0
 DEFAULT_ACCOUNT = "123456789012"
 # What the sandbox's Config can record (config.py).
@@ -32,6 +33,7 @@ class Clock:
     """
 
     def __init__(self):
+        self.advanced = 0.0
         self.reset()
 
     def now(self):
@@ -47,10 +49,19 @@ class Clock:
             self.frozen, self.offset = when, datetime.timedelta(0)
 
     def advance(self, **delta):
+        delta = datetime.timedelta(**delta)
         if self.frozen is not None:
-            self.frozen += datetime.timedelta(**delta)
+            self.frozen += delta
         else:
-            self.offset += datetime.timedelta(**delta)
+            self.offset += delta
+        self.advanced += max(0.0, delta.total_seconds())
+
+    def seconds(self):
+        """The rates' clock (throttle, CreateDeployment): real monotonic seconds plus every
+        forward ``advance()``. It never runs backwards, not even when "now" is set back or
+        reset, so a window is never stretched. A command whose waits advance the sandbox instead
+        of sleeping (``timeshift --sandbox-sleep``) finds the rates as a real wait leaves them."""
+        return time.monotonic() + self.advanced
 
     def reset(self):
         self.offset = datetime.timedelta(0)
@@ -64,8 +75,8 @@ class Clock:
 class Throttle:
     """A token bucket per account, as API Gateway's "Total operations" quota: 10 requests per
     second with a burst of 40 in real accounts (docs/aws-behaviour.md, fact 13). Off until
-    ``configure()``. ``clock`` (seconds, monotonic) is injectable so that the bucket's
-    arithmetic can be tested without the wall clock."""
+    ``configure()``. ``clock`` (seconds, monotonic; the sandbox's is ``Clock.seconds``) is
+    injectable so that the bucket's arithmetic can be tested without the wall clock."""
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
@@ -100,7 +111,8 @@ class DeployRate:
     accepted when the account's previous accepted one is at least ``interval`` seconds old; a
     refused one does not move the window. REST and WebSocket deployments share the account's
     window. The interval is the switch ``deploy_interval`` (``Switches``; 0 turns it off).
-    ``clock`` (seconds, monotonic, real time like the throttle's) is injectable for tests."""
+    ``clock`` (seconds, monotonic; the sandbox's is ``Clock.seconds``, as the throttle's) is
+    injectable for tests."""
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
@@ -365,8 +377,8 @@ class Switches:
 class Controls:
     def __init__(self):
         self.clock = Clock()
-        self.throttle = Throttle()
-        self.deploys = DeployRate()
+        self.throttle = Throttle(clock=self.clock.seconds)
+        self.deploys = DeployRate(clock=self.clock.seconds)
         self.faults = Faults()
         self.counters = Counters()
         self.switches = Switches()
