@@ -1017,10 +1017,15 @@ class Switcher:
                        stamp(expires), step.reason)
         ours, _ = run.hand_over.split(old_id, run.listing[old_id].get("tags", {}))
         # A stage whose trust this very run published is not "published": its backends had no
-        # time at all to read it. It switches on the next run.
+        # time at all to read it. It switches on the next run. So does every stage when this run
+        # published the successor's trust in the first place (its publish step).
         late = list(record.get("late", ()))
-        switched, more = self.switch(old_id, new_id, [
-            s for s in ours if stages.stage_label(s) not in late], record)
+        if plan.PUBLISH in record.get("steps", ()):
+            late += [stages.stage_label(s) for s in ours
+                     if stages.stage_label(s) not in late]
+        now_trusted = [s for s in ours if stages.stage_label(s) not in late]
+        switched, more = self.switch(old_id, new_id, now_trusted, record) if now_trusted \
+            else ([], [])
         late += more
         record["expiring"] = {"expires": stamp(expires), "gate": stamp(step.at),
                               "switched": list(switched), "not-switched": list(late)}

@@ -17,9 +17,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALLOWED_PERMISSIONS = re.compile(
     r"^(apigateway:(GET|POST|PATCH|PUT|DELETE)|ssm:\w+|s3:\w+|cloudwatch:PutMetricData"
     r"|events:PutEvents|securityhub:(BatchImportFindings|GetFindings)"
-    # the reads of the ACM certificates stages present (acm.py); never a write to ACM
-    r"|acm:(ListCertificates|DescribeCertificate|GetCertificate)"
-    r"|acm-pca:DescribeCertificateAuthority)$")
+    # the reads of the ACM certificates stages present (acm.py); the one ACM write is the
+    # migration's request of a private certificate (migrate.py)
+    r"|acm:(ListCertificates|DescribeCertificate|GetCertificate|ListTagsForCertificate"
+    r"|RequestCertificate)"
+    r"|acm-pca:(DescribeCertificateAuthority|GetCertificateAuthorityCertificate))$")
 
 
 def our_elements():

@@ -56,7 +56,9 @@ def accounts_with_a_stage(sandbox, tmp_path):
         sessions[name] = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"], region_name="us-east-1")
-        old[name] = make_cert(sandbox, 3, account=account)
+        # 10 days: a switch gate of 3 days passes well before expiry (nearer, the rotation
+        # fails the run and switches at once: docs/rotation.md)
+        old[name] = make_cert(sandbox, 10, account=account)
         apigw = sessions[name].client("apigateway")
         create_rest_stage(apigw, apigw.create_rest_api(name=name)["id"], "prod", old[name])
     config = tmp_path / "accounts.yml"

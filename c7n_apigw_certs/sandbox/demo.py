@@ -307,7 +307,10 @@ class NoProof:
 def print_failure(proc):
     """A command that failed: its exit status and the end of its log, under what it did."""
     if proc.returncode:
-        print(indent("the run failed (exit %d):\n%s" % (proc.returncode, proc.stderr[-3000:])))
+        errors = ["ERROR " + line.split(":ERROR ", 1)[1] for line in proc.stderr.splitlines()
+                  if ":ERROR " in line]  # without the log's timestamps
+        print(indent("the run failed (exit %d):\n%s" % (
+            proc.returncode, "\n".join(errors[-6:]) or proc.stderr[-3000:])))
 
 
 def indent(text, width=8):
