@@ -86,3 +86,112 @@ def test_switching_before_the_backends_synced_is_refused(sandbox, estate, tmp_pa
     # After the late sync, the last round is accepted everywhere.
     last = run.results[-STAGES:]
     assert [r.outcome for r in last] == [probe.ACCEPTED] * STAGES
+
+
+# -- the migration: generated certificates to ACM private certificates, through the CA chain --
+MIGRATE = os.path.join(ROOT, "policies", "migrate.yml")
+MIGRATE_REGION = "eu-west-1"  # the CA's region: the policy runs there only
+# The demo estate's stages there (seed.py): eu-orders-api's prod (eu-orders, 12 days) and
+# staging (eu-staging, 300 days), both HTTP integrations, each on a generated certificate.
+MIGRATED = {"eu-orders", "eu-staging"}
+PUBLISH = [{"type": "ssm", "name": "/apigw/client-certs/{api_id}/{stage_name}"},
+           {"type": "elb-trust-store", "trust_store": "apigw-{api_id}-{stage_name}",
+            "bucket": "apigw-trust-stores", "key": "alb/{api_id}/{stage_name}.pem"}]
+
+
+def migration(sandbox, tmp_path, **gates):
+    """A root CA and its issuing CA in the region, and policies/migrate.yml with that CA and
+    both destinations a backend reads: the SSM bundle (trust-sync's nginx) and an ELB trust
+    store per stage (a load balancer's). A trust store holding a generated certificate, as it
+    does before the migration, needs ``trust_store_self_signed: accept`` (fact 168)."""
+    sandbox.switches(trust_store_self_signed="accept")
+    root = sandbox.create_private_ca(MIGRATE_REGION, "Proof Root CA")
+    issuing = sandbox.create_private_ca(MIGRATE_REGION, "Proof Issuing CA", 1800, root["arn"])
+    policy = trust_proof.migration_policy(MIGRATE, issuing["arn"], str(tmp_path / "migrate.yml"),
+                                          publish=PUBLISH, **gates)
+    return issuing, root, policy
+
+
+def subjects(text):
+    from cryptography import x509
+    return [c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates(text.encode())]
+
+
+def test_a_migration_to_private_certificates_refuses_no_request(sandbox, estate, tmp_path):
+    """nginx with ssl_verify_client on and the PEM bundle trust-sync writes (the old generated
+    certificate, then the CA chain beside it, then the chain alone), and a load balancer on its
+    trust store: each verifies the private certificate through the chain. Days 0, 3, 10 of
+    policies/migrate.yml, a sync after each run: not one request refused, to either."""
+    from cryptography import x509
+    needs_nginx()
+    issuing, root, policy = migration(sandbox, tmp_path)
+    run, backends = trust_proof.prove(
+        sandbox, sandbox.env, policy, str(tmp_path / "proof"), schedule=trust_proof.MIGRATION,
+        mode="verify", regions=(MIGRATE_REGION,), before="before the migration")
+    phases = ["before the migration", "day 0", "day 3", "day 10"]
+    assert list(run.figures()) == phases
+    assert len(run.stages) == 2 and {s.region for s in run.stages} == {MIGRATE_REGION}
+    for backend in ("nginx", "elb"):
+        figures = run.figures(backend)
+        assert list(figures) == phases
+        for phase, row in figures.items():
+            assert (backend, phase, row["refused"], row["expired"], row["errors"]) == (
+                backend, phase, 0, 0, 0), run.of_phase(phase, backend=backend)
+            assert row["requests"] >= len(run.stages)  # requests were made, to every stage
+    # The migration happened under the probe: generated certificates until day 3, from day 3
+    # on the ACM private certificates, accepted by both backends.
+    old = {v: k for k, v in estate.items()}
+    assert {old.get(c) for c in presented_by_phase(run, "day 0").values()} == MIGRATED
+    for phase in ("day 3", "day 10"):
+        shown = [r for r in run.of_phase(phase) if r.certificate not in old]
+        assert {r.backend for r in shown} == {"nginx", "elb"}
+        assert {r.stage for r in shown} == {s.label for s in run.stages}
+        assert all(r.outcome == probe.ACCEPTED for r in shown)
+    # Read back from the sandbox: every stage presents an ACM private certificate of the CA.
+    acm = boto3.client("acm", region_name=MIGRATE_REGION)
+    ca = x509.load_pem_x509_certificate(issuing["certificate_pem"].encode())
+    for stage in run.stages:
+        answer = sandbox.presented_certificate(probe.ACCOUNT, stage.region, stage.api_id,
+                                               stage.name, stage.protocol)
+        arn = answer["certificate_id_or_arn"]
+        assert arn.startswith("arn:aws:acm:%s:" % MIGRATE_REGION), arn
+        described = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+        assert (described["Type"], described["CertificateAuthorityArn"]) == (
+            "PRIVATE", issuing["arn"])
+        x509.load_pem_x509_certificate(answer["certificate_pem"].encode()
+                                       ).verify_directly_issued_by(ca)
+        # Both backends hold the CA chain alone once the old certificate is retired.
+        with open(backends.files[stage.label]) as fh:
+            assert subjects(fh.read()) == ["CN=Proof Issuing CA", "CN=Proof Root CA"]
+        store = boto3.client("elbv2", region_name=MIGRATE_REGION).describe_trust_stores(
+            Names=["apigw-%s-%s" % (stage.api_id, stage.name)])["TrustStores"][0]
+        assert subjects(sandbox.trust_store_bundle(store["TrustStoreArn"])) == [
+            "CN=Proof Issuing CA", "CN=Proof Root CA"]
+    assert len(backends.syncs) == 2 * 4 and not [s for s in backends.syncs if s[1]]
+
+
+def test_a_migration_switched_before_the_backends_synced_is_refused(sandbox, estate, tmp_path):
+    """The migration's negative control: switch-after-days 0 switches in the run that
+    publishes the CA chain; nginx syncs, and the load balancer re-reads its trust store, only
+    after it: the private certificates are refused by both until then."""
+    needs_nginx()
+    _, _, policy = migration(sandbox, tmp_path, switch_after=0)
+    run, _ = trust_proof.prove(
+        sandbox, sandbox.env, policy, str(tmp_path / "proof"), schedule=trust_proof.LATE,
+        mode="verify", regions=(MIGRATE_REGION,), before="before the migration")
+    figures = run.figures()
+    assert list(figures) == ["before the migration", "day 0"]
+    assert figures["before the migration"]["refused"] == 0
+    assert figures["before the migration"]["requests"] >= 2 * len(run.stages)
+    old = set(estate.values())
+    for backend in ("nginx", "elb"):
+        refused = run.of_phase("day 0", probe.REFUSED, backend)
+        # At least the round right after the run, before the sync: each stage once.
+        assert {r.stage for r in refused} == {s.label for s in run.stages}, backend
+        assert run.figures(backend)["day 0"]["refused"] >= len(run.stages)
+        assert all(r.certificate not in old for r in refused)  # only the ACM certificates
+    assert {r.detail for r in run.of_phase("day 0", probe.REFUSED, "nginx")} == {
+        "nginx: 400 The SSL certificate error"}
+    # After the late sync, the last round is accepted by both backends of every stage.
+    last = run.results[-2 * len(run.stages):]
+    assert [r.outcome for r in last] == [probe.ACCEPTED] * len(last)

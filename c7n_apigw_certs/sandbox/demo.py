@@ -161,9 +161,9 @@ def run_demo(policy="policies/expiring.yml", output_dir="out",
             migration(sandbox, env, output_dir, ROTATION_DAYS[-1])
 
 
-def custodian_command(output_dir, policy, day=0):
+def custodian_command(output_dir, policy, day=0, regions=REGIONS):
     """The ``custodian run`` a user types, and the command that runs it ``day`` days on."""
-    regions = [arg for r in REGIONS for arg in ("--region", r)]
+    regions = [arg for r in regions for arg in ("--region", r)]
     # --cache-period 0: c7n caches listings for 15 minutes by account id, and every sandbox
     # uses the same account id: a cache would show the previous sandbox's estate.
     args = ["run", "--cache-period", "0", "-s", output_dir] + regions + [policy]

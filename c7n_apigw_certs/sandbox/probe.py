@@ -56,7 +56,10 @@ class ProbeError(Exception):
 
 Stage = collections.namedtuple("Stage", "region protocol api_id name")
 Stage.label = property(lambda s: "stage:%s/%s" % (s.api_id, s.name))
-Result = collections.namedtuple("Result", "phase stage certificate outcome detail")
+# ``backend``: the name of the stage's backend when it has several (``Probe``'s ``route``), else
+# None.
+Result = collections.namedtuple("Result", "phase stage certificate outcome detail backend",
+                                defaults=(None,))
 
 
 def http_stages(session, regions):
@@ -161,7 +164,9 @@ def request(address, certfile, keyfile, timeout=TIMEOUT):
 
 class Probe:
     """Requests through stages to their backends, counted by phase. ``route(stage)`` is the
-    (host, port) of the stage's backend; ``phase`` is the label counted against."""
+    (host, port) of the stage's backend, or {backend name: (host, port)} when it has several
+    (a request to each, each result naming its backend); ``phase`` is the label counted
+    against."""
 
     def __init__(self, control, session, stages, route, workdir):
         self.stages, self.route = list(stages), route
@@ -174,23 +179,30 @@ class Probe:
         self._thread = None
 
     def once(self, stage):
+        """A request through the stage to each of its backends: their results."""
         phase = self.phase
         cert_id, certfile, keyfile = self.presented.of(stage)
-        if cert_id is None:
-            result = Result(phase, stage.label, None, ERROR, "the stage presents no certificate")
-        else:
-            outcome, detail = request(self.route(stage), certfile, keyfile)
+        routes = self.route(stage)
+        if not isinstance(routes, dict):
+            routes = {None: routes}
+        results = []
+        for backend, address in routes.items():
+            if cert_id is None:
+                results.append(Result(phase, stage.label, None, ERROR,
+                                      "the stage presents no certificate", backend))
+                continue
+            outcome, detail = request(address, certfile, keyfile)
             if outcome == REFUSED and self.presented.expired(cert_id):
                 outcome = EXPIRED
-            result = Result(phase, stage.label, cert_id, outcome, detail)
+            results.append(Result(phase, stage.label, cert_id, outcome, detail, backend))
         with self.lock:
-            self.results.append(result)
-        return result
+            self.results.extend(results)
+        return results
 
     def round(self):
-        """One request through every stage."""
+        """One request through every stage to each of its backends."""
         with self.turn:
-            return [self.once(stage) for stage in self.stages]
+            return [r for stage in self.stages for r in self.once(stage)]
 
     # -- continuous requests in the background ------------------------------------------
     def start(self, pause=0.1):
@@ -219,11 +231,12 @@ class Probe:
         self._thread = None
 
     # -- the figures ----------------------------------------------------------------------
-    def figures(self):
-        """{phase: {"requests", "accepted", "refused", "errors"}} in the order phases came."""
+    def figures(self, backend=None):
+        """{phase: {"requests", "accepted", "refused", "errors"}} in the order phases came;
+        ``backend``: only the requests to backends of that name."""
         out = {}
         with self.lock:
-            results = list(self.results)
+            results = [r for r in self.results if backend in (None, r.backend)]
         for r in results:
             row = out.setdefault(r.phase, {"requests": 0, ACCEPTED: 0, REFUSED: 0, EXPIRED: 0,
                                            "errors": 0})
@@ -231,10 +244,10 @@ class Probe:
             row["errors" if r.outcome == ERROR else r.outcome] += 1
         return out
 
-    def of_phase(self, phase, outcome=None):
+    def of_phase(self, phase, outcome=None, backend=None):
         with self.lock:
             return [r for r in self.results if r.phase == phase
-                    and outcome in (None, r.outcome)]
+                    and outcome in (None, r.outcome) and backend in (None, r.backend)]
 
 
 def figures_table(figures):

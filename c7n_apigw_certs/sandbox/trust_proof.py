@@ -35,29 +35,72 @@ from .demo import REGIONS, custodian_command, find_command
 
 ROTATION = (("run", 0), ("sync",), ("run", 3), ("sync",), ("run", 10), ("sync",))
 LATE = (("run", 0), ("sync",))
+# policies/migrate.yml has the rotation's gates (switch-after-days 3, delete-after-days 7).
+MIGRATION = ROTATION
 FORMATS = {"pinned": "nginx-map", "verify": "pem"}
+# The actions that publish trust and switch stages: their ``publish`` is what backends read.
+TRUST_ACTIONS = ("rotate", "migrate")
+ELB = "elb-trust-store"
+
+
+def trust_actions(data):
+    """The policy data's ``rotate`` and ``migrate`` actions."""
+    for policy in data["policies"]:
+        for action in policy.get("actions", ()):
+            if isinstance(action, dict) and action.get("type") in TRUST_ACTIONS:
+                yield action
+
+
+def destinations(policy_path, kind):
+    """The destinations of type ``kind`` of the policy's first rotate or migrate action that
+    has one, and the policy's data."""
+    with open(policy_path) as fh:
+        data = yaml.safe_load(fh)
+    for action in trust_actions(data):
+        found = [dest for dest in action["publish"] if dest["type"] == kind]
+        if found:
+            return found, data
+    return [], data
 
 
 def ssm_template(policy_path):
     """The ``name`` of the policy's first ``ssm`` destination, and the policy's data."""
-    with open(policy_path) as fh:
-        data = yaml.safe_load(fh)
-    for policy in data["policies"]:
-        for action in policy.get("actions", ()):
-            if isinstance(action, dict) and action.get("type") == "rotate":
-                for dest in action["publish"]:
-                    if dest["type"] == "ssm":
-                        return dest["name"], data
-    raise probe.ProbeError("%s has no rotate action with an ssm destination" % policy_path)
+    found, data = destinations(policy_path, "ssm")
+    if not found:
+        raise probe.ProbeError("%s has no rotate or migrate action with an ssm destination"
+                               % policy_path)
+    return found[0]["name"], data
 
 
 def with_switch_after(policy_path, days, out_path):
     """A copy of the policy with another ``switch-after-days``."""
     _, data = ssm_template(policy_path)
+    for action in trust_actions(data):
+        action["switch-after-days"] = days
+    with open(out_path, "w") as fh:
+        yaml.safe_dump(data, fh)
+    return out_path
+
+
+def migration_policy(policy_path, ca_arn, out_path, publish=None, switch_after=None,
+                     delete_after=None, description=None):
+    """A copy of a migrate policy (policies/migrate.yml) with the CA ``ca_arn``, and, where
+    given, other ``publish`` destinations, gates, or only the certificate of that
+    ``description``."""
+    with open(policy_path) as fh:
+        data = yaml.safe_load(fh)
     for policy in data["policies"]:
+        if description:
+            policy.setdefault("filters", []).append({"description": description})
         for action in policy.get("actions", ()):
-            if isinstance(action, dict) and action.get("type") == "rotate":
-                action["switch-after-days"] = days
+            if isinstance(action, dict) and action.get("type") == "migrate":
+                action["certificate-authority-arn"] = ca_arn
+                if publish is not None:
+                    action["publish"] = publish
+                if switch_after is not None:
+                    action["switch-after-days"] = switch_after
+                if delete_after is not None:
+                    action["delete-after-days"] = delete_after
     with open(out_path, "w") as fh:
         yaml.safe_dump(data, fh)
     return out_path
@@ -118,18 +161,67 @@ def seed_trust(session, stages, template, presented):
             pass
 
 
+def seed_trust_stores(session, control, stages, dest, presented):
+    """The policy's ``elb-trust-store`` destination as a load balancer's listener has it before
+    any rotation: per stage, the versioned S3 bundle with what the stage presents and the trust
+    store loaded from it (``dest``'s templates rendered for the stage); and per stage a
+    ``probe.TrustStoreBackend`` verifying against that trust store, started. A trust store that
+    exists is left alone. {stage label: backend}. A bundle of API Gateway's generated
+    certificates loads only under the sandbox's switch ``trust_store_self_signed: accept``
+    (docs/aws-behaviour.md, fact 168)."""
+    balancers = {}
+    try:
+        for stage in stages:
+            fields = dict(api_id=stage.api_id, stage_name=stage.name, region=stage.region)
+            bucket, key = dest["bucket"].format(**fields), dest["key"].format(**fields)
+            name = dest["trust_store"].format(**fields)
+            s3 = session.client("s3", region_name=stage.region)
+            elb = session.client("elbv2", region_name=stage.region)
+            try:
+                arn = elb.describe_trust_stores(Names=[name])["TrustStores"][0]["TrustStoreArn"]
+            except elb.exceptions.TrustStoreNotFoundException:
+                _bucket(s3, bucket, stage.region)
+                with open(presented.of(stage)[1]) as fh:
+                    s3.put_object(Bucket=bucket, Key=key, Body=fh.read().encode())
+                arn = elb.create_trust_store(
+                    Name=name, CaCertificatesBundleS3Bucket=bucket,
+                    CaCertificatesBundleS3Key=key)["TrustStores"][0]["TrustStoreArn"]
+            balancers[stage.label] = probe.TrustStoreBackend(control, arn).start()
+    except Exception:
+        for balancer in balancers.values():
+            balancer.stop()
+        raise
+    return balancers
+
+
+def _bucket(s3, bucket, region):
+    """The bucket, versioned (a trust store loads an object version: fact 162)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except s3.exceptions.ClientError:
+        kw = {} if region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **kw)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
 class Proof:
     """Backends and a probe around runs that the caller makes (``prove``, the demo):
     ``with Proof(...) as proof``: ``proof.phase(label)`` before a run, ``proof.probed()``
     after it, ``proof.sync()`` for the backends' trust-sync; the figures in ``proof.run``.
     ``inprocess``: trust-sync's own function instead of the installed command (the demo's
-    speed; the tests run the command)."""
+    speed; the tests run the command). When the policy publishes to an ``elb-trust-store``
+    destination too, each stage has a second backend, a load balancer stand-in on that trust
+    store (``seed_trust_stores``), which re-reads it when the backends sync: requests go to
+    both, their results named ``nginx`` and ``elb``. ``pause``: seconds between two
+    background rounds."""
 
     def __init__(self, control, env, policy, workdir, mode="pinned", regions=REGIONS,
-                 inprocess=False):
+                 inprocess=False, before="before the rotation", pause=0.1):
         self.control, self.env, self.policy = control, env, policy
         self.workdir, self.mode, self.regions = workdir, mode, regions
-        self.inprocess = inprocess
+        self.inprocess, self.before, self.pause = inprocess, before, pause
+        self.balancers = {}
 
     def __enter__(self):
         session = _at(boto3.Session(aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
@@ -139,16 +231,29 @@ class Proof:
         stages = probe.http_stages(session, self.regions)
         template, _ = ssm_template(self.policy)
         self.backends = Backends(self.env, stages, template, self.workdir, self.mode)
-        self.run = probe.Probe(self.control, session, stages,
-                               lambda s: self.backends.nginx.address(s.label),
+        self.run = probe.Probe(self.control, session, stages, self.route,
                                _mkdir(os.path.join(self.workdir, "keys")))
         seed_trust(session, stages, template, self.run.presented)
         self._sync(reload=False)  # the files nginx starts with
         self.backends.nginx.start()
-        self.run.phase = "before the rotation"
+        elb, _ = destinations(self.policy, ELB)
+        if elb:
+            try:
+                self.balancers = seed_trust_stores(session, self.control, stages, elb[0],
+                                                   self.run.presented)
+            except Exception:
+                self.backends.nginx.stop()
+                raise
+        self.run.phase = self.before
         self.run.round()
-        self.run.start()
+        self.run.start(self.pause)
         return self
+
+    def route(self, stage):
+        nginx = self.backends.nginx.address(stage.label)
+        if not self.balancers:
+            return nginx
+        return {"nginx": nginx, "elb": self.balancers[stage.label].address}
 
     def phase(self, label):
         self.run.phase = label
@@ -161,6 +266,8 @@ class Proof:
         since = self.backends.nginx.log_size()
         if self._sync():  # files changed, nginx reloaded: wait until its new workers run
             self.backends.nginx.settle(since)
+        for balancer in self.balancers.values():  # the load balancers read their trust store
+            balancer.refresh()
         self.run.round()
 
     def _sync(self, reload=True):
@@ -180,16 +287,20 @@ class Proof:
     def __exit__(self, *exc):
         self.run.stop()
         self.backends.nginx.stop()
+        for balancer in self.balancers.values():
+            balancer.stop()
 
 
 def prove(control, env, policy, workdir, schedule=ROTATION, mode="pinned", regions=REGIONS,
-          label=None, say=None):
+          label=None, say=None, before="before the rotation"):
     """Run the schedule with requests through every stage; the ``probe.Probe`` (its
     ``figures()`` and ``results``) and the ``Backends`` (their ``syncs``). ``label(day)`` names
-    the phase a run starts (default ``day N``); ``say`` receives a line per step."""
+    the phase a run starts (default ``day N``), ``before`` the phase before the first run;
+    ``say`` receives a line per step. The policy runs in ``regions`` (a migration's CA is in
+    one)."""
     label = label or (lambda day: "day %d" % day)
     previous = 0
-    with Proof(control, env, policy, workdir, mode, regions) as proof:
+    with Proof(control, env, policy, workdir, mode, regions, before=before) as proof:
         for step in schedule:
             started = time.monotonic()
             if step[0] == "run":
@@ -198,7 +309,7 @@ def prove(control, env, policy, workdir, schedule=ROTATION, mode="pinned", regio
                 previous = day
                 proof.phase(label(day))
                 out = os.path.join(workdir, "out", "day-%d" % day)
-                shown, cmd = custodian_command(out, policy, day)
+                shown, cmd = custodian_command(out, policy, day, regions)
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                       timeout=600)
                 if say:
