@@ -30,7 +30,8 @@ def records(out, day):
     return found
 
 
-PROBE_ROW = re.compile(r"^ +(?P<phase>before the rotation|day \d+) +(?P<requests>\d+) +"
+PROBE_ROW = re.compile(r"^ +(?P<phase>before the (?:rotation|migration)|(?:migration, )?day \d+) +"
+                       r"(?P<requests>\d+) +"
                        r"(?P<accepted>\d+) +(?P<refused>\d+) +(?P<expired>\d+) +"
                        r"(?P<errors>\d+)$", re.M)
 
@@ -128,24 +129,34 @@ def test_demo_audits_then_rotates_in_stages(tmp_path):
     assert after.count("INFORMATIONAL") == 4
     # The migration of one certificate, then a renewal that needs nothing (sandbox/demo.py).
     migration = text.split("The migration (policies/migrate.yml)", 1)[1]
-    assert re.search(r"\w{6}: acm \w{8} requested; CA chain trusted in 2 bundle\(s\); 1 stage\(s\) "
-                     r"switched; deleted, its PEM removed from 2 bundle\(s\)", migration)
+    day0, day1 = migration.split("day 1   $ custodian run", 1)
+    assert re.search(r"\w{6}: acm \w{8} requested; CA chain trusted in 2 bundle\(s\); waiting: "
+                     r"switch at ", day0)
+    assert re.search(r"\w{6}: 1 stage\(s\) switched to acm \w{8}; deleted, its PEM removed "
+                     r"from 2 bundle\(s\)", day1)
     assert re.search(r"REST eu-orders-api \(\w{10}\) / staging presents acm \w{8}; its bundle "
                      r"holds CN=Demo Issuing CA, CN=Demo Root CA", migration)
     assert "renewal SUCCESS, a new certificate (new serial) under the same ARN" in migration
     assert "bundle unchanged; no run of the plugin needed" in migration
-    (entry,) = json.load(open(os.path.join(out, "migrate", "apigw-client-certificates-migrate",
-                                           "action-migrate")))
+    (entry,) = json.load(open(os.path.join(out, "migrate", "day-1",
+                                           "apigw-client-certificates-migrate", "action-migrate")))
     assert entry["c7n:rotation"]["deleted"] is True
     # Requests by real TLS through every stage the whole rotation long: none refused.
     if "The rotation by real TLS is not shown" in text:
         needs_nginx()  # fails in CI; elsewhere skips, saying why
     rows = {m["phase"]: m for m in PROBE_ROW.finditer(text)}
-    assert list(rows) == ["before the rotation", "day 0", "day 3", "day 10"], text[-3000:]
+    assert list(rows) == ["before the rotation", "day 0", "day 3", "day 10",
+                          "before the migration", "migration, day 0", "migration, day 1"], \
+        text[-3000:]
     for phase, row in rows.items():
         assert (phase, row["refused"], row["errors"]) == (phase, "0", "0")
-        assert int(row["requests"]) >= 8
+        # requests in every phase: through every stage (10; the migration's region has 2)
+        assert int(row["requests"]) >= (2 if "migration" in phase else 8)
     assert rows["day 10"]["expired"] == "0"  # the expired certificate's stage was switched
+    # The migration's probe ran while its stage switched to the private certificate (nginx in
+    # verify mode: the CA chain beside the old certificate, then the chain alone).
+    assert "ssl_verify_client on" in migration
+    assert all(rows[p]["expired"] == "0" for p in rows if "migration" in p)
     # docs/demo.md shows this output, but for what differs each run.
     page = open(os.path.join(ROOT, "docs", "demo.md")).read()
     shown = "\n".join(page.split("```\n", 1)[1].rsplit("\n```", 1)[0].splitlines())

@@ -158,7 +158,7 @@ def run_demo(policy="policies/expiring.yml", output_dir="out",
                   "archived by the next run:" % day)
             shown.show_findings(FINDINGS, os.path.join(output_dir, "signals-day-%d" % day), day)
         if os.path.exists(MIGRATE):
-            migration(sandbox, env, output_dir, ROTATION_DAYS[-1])
+            migration(sandbox, env, output_dir)
 
 
 def custodian_command(output_dir, policy, day=0, regions=REGIONS):
@@ -256,7 +256,12 @@ def tls_proof(control, env, policy, output_dir):
     if not hasattr(control, "private_key_pem"):
         return NoProof("this sandbox does not hand out the private keys of its certificates")
     return ShownProof(Proof(control, env, policy, os.path.join(output_dir, "tls-proof"),
-                            inprocess=True))
+                            inprocess=True, pause=PROBE_PAUSE))
+
+
+# Seconds between two background rounds of the demo's probes: few rounds, so that the runs they
+# probe keep the machine (each phase is still probed after its run and after each sync).
+PROBE_PAUSE = 1.0
 
 
 class ShownProof:
@@ -328,11 +333,23 @@ def short(arn):
     return "%s %s" % ("CA" if ":acm-pca:" in arn else "acm", arn.rsplit("/", 1)[1][:8])
 
 
-def migration(sandbox, env, output_dir, day):
+# The migration's two runs: day 0 requests the private certificate and publishes the CA chain
+# (switch-after-days 1), day 1 switches and retires (delete-after-days 0); the backends sync
+# after each run, so no stage switches before its backend trusts the chain. Its days are
+# counted from the real today again (the sandbox's clock is put back first): the backends
+# check a certificate's dates by the real clock, which cannot be moved as the sandbox's and
+# custodian's are, and ACM issues the private certificate from the sandbox's now; issued 10
+# simulated days ahead, nginx would refuse it as not yet valid.
+MIGRATION_DAYS = (0, 1)
+
+
+def migration(sandbox, env, output_dir):
     """``policies/migrate.yml`` on one certificate of the estate (``eu-staging``, healthy: the one
-    that would otherwise be rotated next year), with a new private CA of its region and both
-    gates at 0 days so that one run shows every step; then a renewal of the private
-    certificate by ACM (the sandbox's control), and what it takes: nothing."""
+    that would otherwise be rotated next year), with a new private CA of its region and the
+    gates at 1 and 0 days so that two runs (``MIGRATION_DAYS``) show every step, with requests
+    by real TLS through the region's stages to nginx in verify mode the whole time; then a
+    renewal of the private certificate by ACM (the sandbox's control), and what it takes:
+    nothing."""
     import boto3
     from cryptography import x509
 
@@ -342,10 +359,13 @@ def migration(sandbox, env, output_dir, day):
     clients = {name: session.client(name, region_name=MIGRATE_REGION,
                                     endpoint_url=sandbox.env["AWS_ENDPOINT_URL"])
                for name in ("apigateway", "ssm")}
+    control.reset_clock()
+    day = 0
     root = control.create_private_ca(MIGRATE_REGION, "Demo Root CA")
     issuing = control.create_private_ca(MIGRATE_REGION, "Demo Issuing CA", 1800, root["arn"])
+    first, last = MIGRATION_DAYS
     text = open(MIGRATE).read().replace(SHIPPED_CA, issuing["arn"]).replace(
-        "switch-after-days: 3", "switch-after-days: 0")
+        "switch-after-days: 3", "switch-after-days: %d" % (last - first))
     text = text.replace("delete-after-days: 7", "delete-after-days: 0").replace(
         "      - type: kind\n        kinds: [generated]\n",
         "      - type: kind\n        kinds: [generated]\n      - description: %s\n" % MIGRATED)
@@ -355,26 +375,35 @@ def migration(sandbox, env, output_dir, day):
         fh.write(text)
     print("\nThe migration (%s) of one certificate, %s in %s, to a private certificate of a new "
           "issuing CA (%s, under a root CA): a copy of the policy with that CA, the one "
-          "certificate, and both gates at 0 days, so that one run shows every step.\n" % (
-              MIGRATE, MIGRATED, MIGRATE_REGION, short(issuing["arn"])))
-    out = os.path.join(output_dir, "migrate")
-    args = ["run", "--cache-period", "0", "-s", out, "--region", MIGRATE_REGION, policy]
-    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", str(day * 86400)]
-    print("day %-3d $ custodian %s" % (day, " ".join(args)), flush=True)
-    proc = subprocess.run(shift + ["custodian"] + args, env=env, capture_output=True, text=True)
+          "certificate, and the gates at %d and 0 days, so that two runs show every step. Its "
+          "days are counted from today again (the sandbox's clock is put back): the backends "
+          "below check certificates' dates by the real clock.\n" % (
+              MIGRATE, MIGRATED, MIGRATE_REGION, short(issuing["arn"]), last - first))
     name = policy_names(policy)[0]
-    records = json.load(open(os.path.join(out, name, "action-migrate")))
-    for entry in records:
-        record = entry["c7n:rotation"]
-        if record.get("successor"):
-            print(indent("%s: %s requested; CA chain trusted in %d bundle(s); %d stage(s) "
-                         "switched; %s" % (
-                             entry["clientCertificateId"], short(record["successor"]),
-                             len(record.get("published", ())), len(record.get("switched", ())),
-                             "deleted, its PEM removed from %d bundle(s)" % len(
-                                 record.get("unpublished", ())) if record.get("deleted")
-                             else "not deleted")))
-    print_failure(proc)
+    records = []
+    with migration_proof(control, env, policy, output_dir) as proof:
+        for today in MIGRATION_DAYS:
+            control.advance(days=today - day)
+            day = today
+            out = os.path.join(output_dir, "migrate", "day-%d" % today)
+            args = ["run", "--cache-period", "0", "-s", out, "--region", MIGRATE_REGION, policy]
+            shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift",
+                     str(today * 86400)]
+            print("day %-3d $ custodian %s" % (today, " ".join(args)), flush=True)
+            proof.phase("migration, day %d" % today)
+            proc = subprocess.run(shift + ["custodian"] + args, env=env, capture_output=True,
+                                  text=True)
+            proof.probed()
+            records = json.load(open(os.path.join(out, name, "action-migrate")))
+            for entry in records:
+                record = entry["c7n:rotation"]
+                if record.get("successor"):
+                    print(indent("%s: %s" % (entry["clientCertificateId"],
+                                             migrated_in_words(record))))
+            print_failure(proc)
+            proof.sync()
+            print()
+    proof.report()
     migrated = [e["c7n:rotation"]["successor"] for e in records
                 if e["c7n:rotation"].get("successor")]
     if not migrated:
@@ -408,3 +437,52 @@ def migration(sandbox, env, output_dir, day):
                              after["certificate_pem"] else "SAME SERIAL",
                              renewed["not_after"][:10],
                              "unchanged" if same else "CHANGED")))
+
+
+def migrated_in_words(record):
+    """What one migrate run did to a certificate (its ``c7n:rotation`` record)."""
+    done = []
+    if record.get("published"):
+        done.append("%s requested; CA chain trusted in %d bundle(s)" % (
+            short(record["successor"]), len(record["published"])))
+    if record.get("switched"):
+        done.append("%d stage(s) switched to %s" % (len(record["switched"]),
+                                                    short(record["successor"])))
+    if record.get("deleted"):
+        done.append("deleted, its PEM removed from %d bundle(s)" % len(
+            record.get("unpublished", ())))
+    for key in ("waiting", "skipped"):
+        if record.get(key):
+            done.append("%s: %s" % (key, record[key]))
+    done += ["FAILED: %s" % error for error in record.get("errors", ())]
+    return "; ".join(done) or "nothing to do"
+
+
+def migration_proof(control, env, policy, output_dir):
+    """Requests by real TLS through the migration region's stages to nginx with
+    ``ssl_verify_client on`` and the PEM bundle trust-sync writes after each run (the old
+    certificate, then the CA chain beside it, then the chain alone), or a stand-in saying why
+    not."""
+    from . import probe
+    from .trust_proof import Proof
+    if not probe.nginx_binary():
+        return NoProof("nginx is not installed (Debian: apt-get install -y nginx)")
+    if not hasattr(control, "private_key_pem"):
+        return NoProof("this sandbox does not hand out the private keys of its certificates")
+    return ShownMigrationProof(Proof(
+        control, env, policy, os.path.join(output_dir, "tls-proof-migration"), mode="verify",
+        regions=(MIGRATE_REGION,), inprocess=True, before="before the migration",
+        pause=PROBE_PAUSE))
+
+
+class ShownMigrationProof(ShownProof):
+    def report(self):
+        from .probe import figures_table
+        run = self.proof.run
+        print("Meanwhile, requests by real TLS through the %d stages of %s with an HTTP "
+              "integration, each to its own nginx (ssl_verify_client on, the PEM bundle that "
+              "`c7n-apigw-certs trust-sync` keeps in step with the stage's bundle after each "
+              "run: the old certificate, then the CA chain beside it, then the chain alone):\n"
+              % (len(run.stages), MIGRATE_REGION))
+        print(indent(figures_table(run.figures())))
+        print()
