@@ -195,3 +195,24 @@ def test_a_migration_switched_before_the_backends_synced_is_refused(sandbox, est
     # After the late sync, the last round is accepted by both backends of every stage.
     last = run.results[-2 * len(run.stages):]
     assert [r.outcome for r in last] == [probe.ACCEPTED] * len(last)
+
+
+def test_a_migration_whose_backends_never_sync_is_refused_on_the_switch(sandbox, estate,
+                                                                          tmp_path):
+    """The other negative control, with the policy's own gates: backends that never run
+    trust-sync (nor re-read the trust store) keep trusting the old generated certificate only,
+    and refuse every stage from the day it switches to the private certificate."""
+    needs_nginx()
+    _, _, policy = migration(sandbox, tmp_path)
+    run, backends = trust_proof.prove(
+        sandbox, sandbox.env, policy, str(tmp_path / "proof"),
+        schedule=(("run", 0), ("run", 3)), mode="verify", regions=(MIGRATE_REGION,),
+        before="before the migration")
+    figures = run.figures()
+    assert list(figures) == ["before the migration", "day 0", "day 3"]
+    assert figures["day 0"]["refused"] == 0 and figures["day 0"]["requests"] > 0
+    for backend in ("nginx", "elb"):
+        refused = run.of_phase("day 3", probe.REFUSED, backend)
+        assert {r.stage for r in refused} == {s.label for s in run.stages}, backend
+        assert all(r.certificate.startswith("arn:aws:acm:") for r in refused)
+    assert len(backends.syncs) == len(run.stages)  # the files nginx started with, only
