@@ -16,7 +16,8 @@ def initialize():
     - ``aws.apigw-client-certificate`` goes into c7n's resource map, so c7n imports
       ``resource.py`` only when a policy, ``schema`` or ``validate`` asks for it (fact 17).
     - The ``expiring`` filter joins c7n's ``aws.rest-stage`` and ``aws.apigwv2-stage`` when
-      c7n loads those classes.
+      c7n loads those classes, and the Config rule modes that name the certificate in their
+      evaluations replace c7n's under the same names (``config_modes.py``).
     """
     global _initialized
     if _initialized:
@@ -40,8 +41,14 @@ STAGE_TYPES = ("rest-stage", "apigwv2-stage")
 
 
 def _on_resource_loaded(registry, resource_class):
-    """c7n notifies each resource class it loads; ours extend c7n's stage resources."""
-    if getattr(resource_class, "type", None) in STAGE_TYPES and \
-            resource_class.__module__ == "c7n.resources.apigw":
+    """c7n notifies each resource class it loads; ours extend c7n's stage resources. Either
+    kind, stages or certificates, also brings the plugin's Config rule modes (config_modes.py:
+    c7n's ``config-poll-rule`` and ``config-rule`` whose annotations name the certificate)."""
+    kind = getattr(resource_class, "type", None)
+    if kind in STAGE_TYPES and resource_class.__module__ == "c7n.resources.apigw":
         from .filters import register_stage_filters
         register_stage_filters(resource_class)
+    elif kind != RESOURCE_TYPE.split(".", 1)[1]:
+        return
+    from .config_modes import register
+    register()

@@ -14,8 +14,8 @@ import freezegun
 import pytest
 import yaml
 from conftest import ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, \
-    make_cert, make_rest_stage, make_websocket_stage
-from test_config_rules import evaluations, rest_stage_arn
+    make_acm_cert, make_cert, make_rest_stage, make_websocket_stage
+from test_config_rules import annotations, evaluations, rest_stage_arn
 from test_lambda import create_lambda_role, runtime_dir, unpack
 
 from c7n_apigw_certs import handler
@@ -52,10 +52,12 @@ def clock_dir(tmp_path):
     return clock
 
 
-def run_period(sandbox, tmp_path, policy, archive, handler_name):
-    """One period: the event AWS Config sends the rule now, the function run on it at now."""
-    event = sandbox.config_event("custodian-" + policy["name"], "ScheduledNotification",
-                                 ACCOUNT, REGION)
+def run_period(sandbox, tmp_path, policy, archive, handler_name,
+               message_type="ScheduledNotification", **resource):
+    """One period: the event AWS Config sends the rule now, the function run on it at now
+    (``resource``: the item of a ConfigurationItemChangeNotification)."""
+    event = sandbox.config_event("custodian-" + policy["name"], message_type,
+                                 ACCOUNT, REGION, **resource)
     now = json.loads(event["invokingEvent"])["notificationCreationTime"]
     work = tmp_path / policy["name"]
     work.mkdir(exist_ok=True)
@@ -163,6 +165,74 @@ def test_websocket_stages_age_the_same_way(sandbox, tmp_path, deployed):
     assert evaluations(policy) == {("AWS::ApiGatewayV2::Stage", "live"): "NON_COMPLIANT",
                                    ("AWS::ApiGatewayV2::Stage", "dev"): "COMPLIANT"}
     assert stage_state(client("apigatewayv2").get_stage(ApiId=api, StageName="live")) == before
+
+
+def test_the_annotation_names_the_certificate_even_an_acm_one(sandbox, tmp_path, deployed):
+    """What a person reads in Config, from the archive as it runs: a stage on an imported ACM
+    certificate with 33 days left is COMPLIANT (c7n's text); four days on, untouched, it is
+    NON_COMPLIANT and the annotation names the ACM ARN, its kind, its expiry date and the 29
+    days left. A stage on an expired generated certificate says EXPIRED and since when."""
+    policy = POLICIES[0]
+    configuration, archive = deployed[policy["name"]]
+    arn = make_acm_cert(sandbox, "imported", 33)
+    acm_api = make_rest_stage(arn, "billing", "prod")
+    expired = make_cert(sandbox, -2)
+    old_api = make_rest_stage(expired, "legacy", "prod")
+    run_period(sandbox, tmp_path, policy, archive, configuration["Handler"])
+    assert annotations(policy)[rest_stage_arn(acm_api)] == (
+        "The resource is compliant with policy:%s." % policy["name"])
+    sandbox.advance(days=4)
+    run_period(sandbox, tmp_path, policy, archive, configuration["Handler"])
+    assert evaluations(policy) == {("AWS::ApiGateway::Stage", rest_stage_arn(acm_api)):
+                                   "NON_COMPLIANT",
+                                   ("AWS::ApiGateway::Stage", rest_stage_arn(old_api)):
+                                   "NON_COMPLIANT"}
+    not_after = client("acm").describe_certificate(CertificateArn=arn)["Certificate"][
+        "NotAfter"].astimezone(datetime.timezone.utc).date().isoformat()
+    notes = annotations(policy)
+    assert notes[rest_stage_arn(acm_api)] == (
+        "Stage presents client certificate %s (acm-imported): expires %s, 29 day(s) left "
+        "(window: 30 days)" % (arn, not_after))
+    expired_on = {c["clientCertificateId"]: c["expirationDate"] for c in
+                  client("apigateway").get_client_certificates()["items"]}[expired]
+    assert notes[rest_stage_arn(old_api)] == (
+        "Stage presents client certificate %s (generated): EXPIRED %s, 6 day(s) ago" % (
+            expired, expired_on.astimezone(datetime.timezone.utc).date().isoformat()))
+
+
+CHANGE_POLICIES = yaml.safe_load((ROOT / "policies" / "config-rule.yml").read_text())["policies"]
+
+
+def test_the_change_triggered_rules_run_from_their_archive(sandbox, tmp_path):
+    """policies/config-rule.yml deployed by ``custodian run`` (each rule scoped to the stage
+    type Config records) and its archive run on the change notification Config sends for a
+    REST and a WebSocket stage: evaluations accepted by a Config that refuses unrecorded
+    types, the NON_COMPLIANT one naming its certificate."""
+    assert sandbox.switches()["config_evaluation_types"] == "recorded"
+    create_lambda_role(ROLE)
+    custodian_run(sandbox, tmp_path, str(ROOT / "policies" / "config-rule.yml"))
+    rules = {r["ConfigRuleName"]: r for r in
+             client("config").describe_config_rules()["ConfigRules"]}
+    expiring, healthy = make_cert(sandbox, 10), make_cert(sandbox, 200)
+    rest = make_rest_stage(expiring, "orders", "prod")
+    ws = make_websocket_stage(healthy, "chat", "live")
+    changed = {0: ("AWS::ApiGateway::Stage", rest_stage_arn(rest)),
+               1: ("AWS::ApiGatewayV2::Stage",
+                   "arn:aws:apigateway:%s::/apis/%s/stages/live" % (REGION, ws))}
+    for index, policy in enumerate(CHANGE_POLICIES):
+        name = "custodian-" + policy["name"]
+        resource_type, resource_id = changed[index]
+        assert rules[name]["Scope"] == {"ComplianceResourceTypes": [resource_type]}
+        configuration, archive = deployed_function(ACCOUNT, REGION, name)
+        assert configuration["Handler"] == handler.HANDLER
+        run_period(sandbox, tmp_path, policy, archive, configuration["Handler"],
+                   "ConfigurationItemChangeNotification", resource_type=resource_type,
+                   resource_id=resource_id)
+    assert evaluations(CHANGE_POLICIES[0]) == {changed[0]: "NON_COMPLIANT"}
+    assert evaluations(CHANGE_POLICIES[1]) == {changed[1]: "COMPLIANT"}
+    assert annotations(CHANGE_POLICIES[0])[changed[0][1]].startswith(
+        "Stage presents client certificate %s (generated): expires " % expiring)
+    assert api_calls(sandbox, outcome="fault") == {}
 
 
 def test_the_functions_clock_is_what_moves_the_result(sandbox, tmp_path, deployed):

@@ -105,9 +105,19 @@ def test_poll_rule_posts_one_evaluation_per_rest_stage(sandbox, tmp_path, monkey
                                    (REST_STAGE, rest_stage_arn(gone)): "NON_COMPLIANT",
                                    (REST_STAGE, rest_stage_arn(fine)): "COMPLIANT",
                                    (REST_STAGE, rest_stage_arn(bare)): "COMPLIANT"}
-    # c7n 0.9.53 writes the annotation from the policy's name only (fact 137).
-    assert annotations(policy)[rest_stage_arn(soon)] == (
-        "The resource is not compliant with policy:%s." % policy["name"])
+    # The plugin's config-poll-rule (config_modes.py, fact 171): a NON_COMPLIANT annotation
+    # names the certificate, its kind, expiry and days left; a COMPLIANT one is c7n's text.
+    notes = annotations(policy)
+    expiry = {c["clientCertificateId"]: c["expirationDate"].date().isoformat()
+              for c in client("apigateway").get_client_certificates()["items"]}
+    assert notes[rest_stage_arn(soon)] == (
+        "Stage presents client certificate %s (generated): expires %s, 10 day(s) left "
+        "(window: 30 days)" % (expiring, expiry[expiring]))
+    assert notes[rest_stage_arn(gone)] == (
+        "Stage presents client certificate %s (generated): EXPIRED %s, 3 day(s) ago" % (
+            expired, expiry[expired]))
+    assert notes[rest_stage_arn(fine)] == notes[rest_stage_arn(bare)] == (
+        "The resource is compliant with policy:%s." % policy["name"])
 
     client("apigateway").delete_stage(restApiId=gone, stageName="prod")
     sandbox.advance(days=1)
@@ -127,6 +137,32 @@ def test_poll_rule_names_websocket_stages_by_stage_name(sandbox, tmp_path, monke
     invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
     assert evaluations(policy) == {(V2_STAGE, "live"): "NON_COMPLIANT",
                                    (V2_STAGE, "dev"): "COMPLIANT"}
+    # Only chat's "live" matched: the shared evaluation names its certificate alone.
+    assert annotations(policy)["live"].startswith(
+        "Stage presents client certificate %s (generated): expires " % expiring)
+
+
+def test_an_annotation_that_would_not_fit_is_shortened_not_refused(sandbox, tmp_path,
+                                                                    monkeypatch):
+    """Negative control of the 256 characters (fact 170): eight WebSocket stages named "live",
+    each on its own expiring certificate, share one evaluation (fact 137) whose full text
+    would be about 700 characters. The sandbox refuses a longer annotation as AWS does; the
+    one posted is accepted, at most 256 characters, the most urgent certificates first and
+    the number left out at the end."""
+    policy = shipped("config-poll-rule.yml", 1)
+    certs = {days: make_cert(sandbox, days) for days in (-2, 3, 5, 7, 9, 11, 13, 15)}
+    apis = {days: make_websocket_stage(cert, "chat-%d" % i, "live")
+            for i, (days, cert) in enumerate(certs.items())}
+    invoke(policy, config_event(sandbox, policy), tmp_path, monkeypatch)
+    assert evaluations(policy) == {(V2_STAGE, "live"): "NON_COMPLIANT"}
+    note = annotations(policy)["live"]
+    assert len(note) <= 256
+    assert note.startswith("8 stages of this name: api %s presents %s (generated): EXPIRED " % (
+        apis[-2], certs[-2]))
+    assert "api %s presents %s (generated): expires " % (apis[3], certs[3]) in note
+    shown = [days for days, cert in certs.items() if cert in note]
+    assert shown == sorted(certs)[:len(shown)] and 1 < len(shown) < 8
+    assert note.endswith(" (+%d more)" % (8 - len(shown)))
 
 
 CERTIFICATE_POLL_RULE = {
@@ -150,11 +186,24 @@ def test_a_certificate_level_poll_rule_where_aws_refuses_its_type(
         invoke(CERTIFICATE_POLL_RULE, event, tmp_path, monkeypatch)
         assert evaluations(CERTIFICATE_POLL_RULE) == {(CERT, expiring): "NON_COMPLIANT",
                                                       (CERT, healthy): "COMPLIANT"}
+        assert annotations(CERTIFICATE_POLL_RULE)[expiring].startswith(
+            "Client certificate %s (generated): expires " % expiring)
         return
     from botocore.exceptions import ClientError
     with pytest.raises(ClientError, match="InvalidParameterValueException.*The resource type "
                        "AWS::ApiGateway::ClientCertificate is invalid"):
         invoke(CERTIFICATE_POLL_RULE, event, tmp_path, monkeypatch)
+    # The plugin's line names the refusal and what to use instead (config_modes.py), then
+    # c7n's, with AWS's message in its traceback.
+    refusal, = [r for r in caplog.records if r.name == "custodian.apigw-client-certificate"
+                and r.levelname == "ERROR"]
+    assert refusal.getMessage().startswith(
+        "policy:%s AWS Config refused the evaluations of AWS::ApiGateway::ClientCertificate "
+        "(rule custodian-%s): it accepts only types it records" % (
+            CERTIFICATE_POLL_RULE["name"], CERTIFICATE_POLL_RULE["name"]))
+    assert "Config shows no result for this rule. Evaluate the stages that present the " \
+        "certificates instead: policies/config-poll-rule.yml. AWS said: The resource type " \
+        "AWS::ApiGateway::ClientCertificate is invalid." in refusal.getMessage()
     assert "error during policy execution" in caplog.text
     assert evaluations(CERTIFICATE_POLL_RULE) == {}
 
@@ -188,6 +237,11 @@ def test_change_rule_evaluates_the_stage_that_changed(sandbox, tmp_path, monkeyp
     assert evaluations(policy) == {(resource_type, stages["soon"]): "NON_COMPLIANT",
                                    (resource_type, stages["fine"]): "COMPLIANT",
                                    (resource_type, stages["none"]): "COMPLIANT"}
+    notes = annotations(policy)
+    assert notes[stages["soon"]].startswith(
+        "Stage presents client certificate %s (generated): expires " % expiring)
+    assert notes[stages["soon"]].endswith(", 10 day(s) left (window: 30 days)")
+    assert notes[stages["fine"]] == "The resource is compliant with policy:%s." % policy["name"]
 
 
 def test_change_rule_sees_what_config_recorded(sandbox, tmp_path, monkeypatch):

@@ -243,6 +243,30 @@ def test_evaluation_refusals(sandbox):
         config.get_compliance_details_by_config_rule(ConfigRuleName="never-invoked")
 
 
+def test_annotations_of_at_most_256_characters(sandbox):
+    """Fact 170: 256 characters are stored and read back whole; 257 are refused, the request
+    whole, as AWS's constraint errors read (botocore checks only the minimum)."""
+    event = sandbox.config_event("r4")
+    config = client("config")
+    evaluation = {"ComplianceResourceType": "AWS::ApiGateway::Stage",
+                  "ComplianceType": "NON_COMPLIANT",
+                  "OrderingTimestamp": json.loads(event["invokingEvent"])[
+                      "notificationCreationTime"]}
+    with pytest.raises(config.exceptions.ValidationException,
+                       match="at 'evaluations.2.member.annotation' failed to satisfy constraint: "
+                             "Member must have length less than or equal to 256"):
+        config.put_evaluations(ResultToken=event["resultToken"], Evaluations=[
+            dict(evaluation, ComplianceResourceId="fits", Annotation="a" * 256),
+            dict(evaluation, ComplianceResourceId="long", Annotation="a" * 257)])
+    assert config.get_compliance_details_by_config_rule(ConfigRuleName="r4")[
+        "EvaluationResults"] == []
+    config.put_evaluations(ResultToken=event["resultToken"], Evaluations=[
+        dict(evaluation, ComplianceResourceId="fits", Annotation="a" * 256)])
+    (stored,) = config.get_compliance_details_by_config_rule(ConfigRuleName="r4")[
+        "EvaluationResults"]
+    assert stored["Annotation"] == "a" * 256
+
+
 def test_change_notification_carries_the_recorded_item(sandbox):
     cert = make_cert(sandbox, 10)
     api = make_rest_stage(cert, "a", "prod")

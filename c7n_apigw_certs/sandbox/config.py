@@ -33,7 +33,8 @@ lacks ``SelectAggregateResourceConfig`` and ``GetComplianceDetailsByConfigRule``
   in botocore's ``ResourceType`` enum, e.g. ``AWS::ApiGateway::ClientCertificate``) is
   refused whole, storing nothing, with AWS's ``InvalidParameterValueException`` "The resource
   type ... is invalid. Only the following values are permitted: [...]" (fact 135); at
-  ``"any"`` every type is stored, as c7n's docstring says.
+  ``"any"`` every type is stored, as c7n's docstring says. An ``Annotation`` longer than 256
+  characters is refused whole with AWS's ``ValidationException`` (fact 170).
 - **Rules** (fact 138): ``DescribeConfigRules`` of a name the region does not have answers
   ``NoSuchConfigRuleException``, as AWS does and c7n's deployer expects (moto answers an empty
   list while the region has no rule at all).
@@ -525,10 +526,29 @@ def check_evaluation_types(evaluations):
                 "[%s]" % (resource_type, ", ".join(permitted)))
 
 
+ANNOTATION_LIMIT = 256  # Evaluation.Annotation: StringWithCharLimit256, 1-256 (fact 170)
+
+
+def check_annotations(evaluations):
+    """AWS's constraint on ``Annotation`` (fact 170): at most 256 characters, the request
+    refused whole in the form of AWS's validation errors. botocore checks only the minimum, so
+    a longer one reaches AWS."""
+    for index, evaluation in enumerate(evaluations, start=1):
+        value = evaluation.get("Annotation")
+        if value is not None and not 1 <= len(value) <= ANNOTATION_LIMIT:
+            bound = ("less than or equal to %d" % ANNOTATION_LIMIT if value else
+                     "greater than or equal to 1")
+            raise ValidationException(
+                "1 validation error detected: Value '%s' at 'evaluations.%d.member.annotation' "
+                "failed to satisfy constraint: Member must have length %s" % (
+                    value, index, bound))
+
+
 def put_evaluations(account, region, params):
     evaluations = params.get("Evaluations") or []
     if not evaluations:
         raise ValidationException("The Evaluations object in your request cannot be null.")
+    check_annotations(evaluations)
     check_evaluation_types(evaluations)
     if params.get("TestMode"):
         return {"FailedEvaluations": []}
