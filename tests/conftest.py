@@ -1,6 +1,7 @@
 """Shared fixtures: one sandbox server for the session, reset before each test that uses it,
 and helpers that run the real ``custodian`` and ``c7n-org`` command lines against it."""
 import json
+import logging
 import os
 import select
 import shutil
@@ -27,6 +28,9 @@ NO_RETRY = Config(retries={"total_max_attempts": 1})
 @pytest.fixture(scope="session")
 def server():
     from c7n_apigw_certs.sandbox.server import SandboxServer
+    # Not a log line per request into every test's captured log: a test reads the sandbox's
+    # counters and answers, never werkzeug's access log.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     srv = SandboxServer(port=0).start()
     yield srv
     srv.stop()

@@ -32,11 +32,31 @@ def warm_up():
     import c7n.cli  # noqa: F401
     import c7n.commands  # noqa: F401
     import c7n.resources.aws  # noqa: F401  (the .pth hook initialises the plugin right after)
+    import boto3  # noqa: F401
+    import botocore.session  # noqa: F401
     import freezegun  # noqa: F401
-    from c7n.resources import load_resources
-    load_resources(("aws.apigw-client-certificate", "aws.rest-stage", "aws.apigwv2-stage"))
-    import c7n_apigw_certs.entry  # noqa: F401
     import c7n_apigw_certs.sandbox.timeshift  # noqa: F401
+    # Not the plugin's modules (entry.py and what it imports): they import in each command,
+    # after its clock is moved, as in a new interpreter (stages.py binds time.sleep and
+    # time.monotonic as defaults when it is imported).
+    assert "c7n_apigw_certs.entry" not in sys.modules
+    late_bound_sleep()
+
+
+def late_bound_sleep():
+    """A new interpreter runs timeshift before it imports c7n, so a module's ``from time import
+    sleep`` already gets timeshift's sleep (``--sandbox-sleep``); here those modules are
+    imported first. Each such name now looks ``time.sleep`` up when called, so it is whatever
+    timeshift made it in the command's process."""
+    import time
+    real = time.sleep
+
+    def sleep(seconds):
+        return time.sleep(seconds)
+    for module in list(sys.modules.values()):
+        for name, value in list(getattr(module, "__dict__", {}).items()):
+            if value is real and module is not time:
+                setattr(module, name, sleep)
 
 
 def child(request):
