@@ -1,10 +1,15 @@
 """Shared fixtures: one sandbox server for the session, reset before each test that uses it,
 and helpers that run the real ``custodian`` and ``c7n-org`` command lines against it."""
 import json
+import logging
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 import boto3
 import pytest
@@ -23,6 +28,9 @@ NO_RETRY = Config(retries={"total_max_attempts": 1})
 @pytest.fixture(scope="session")
 def server():
     from c7n_apigw_certs.sandbox.server import SandboxServer
+    # Not a log line per request into every test's captured log: a test reads the sandbox's
+    # counters and answers, never werkzeug's access log.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     srv = SandboxServer(port=0).start()
     yield srv
     srv.stop()
@@ -83,10 +91,75 @@ def write_policy(tmp_path, policy, name="policy.yml"):
     return str(path)
 
 
-def run_cli(command, args, env, check=True):
-    """Run an installed command line (``custodian``, ``c7n-org``) as a user would."""
-    proc = subprocess.run([os.path.join(BIN, command)] + args, env=env, capture_output=True,
-                          text=True, timeout=300)
+class WarmRunner:
+    """The installed command lines run forked from one warm interpreter per test worker
+    (tests/warm.py says what that keeps and what it does not); started on first use."""
+
+    def __init__(self):
+        self.proc = None
+        self.pending = b""
+
+    def _start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(__file__), "warm.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_warm_env())
+
+    def _answer(self, deadline):
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
+            if not ready:
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError("the warm interpreter (tests/warm.py) exited: %s"
+                                   % self.proc.wait())
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, argv, env, timeout):
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+            self.proc.stdin.write((json.dumps({
+                "argv": argv, "env": env, "cwd": os.getcwd(), "stdout": out,
+                "stderr": err}) + "\n").encode())
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            pid = self._answer(deadline + 60)["pid"]
+            answer = self._answer(deadline)
+            if answer is None:
+                os.killpg(pid, signal.SIGKILL)
+                self._answer(time.monotonic() + 60)
+                raise subprocess.TimeoutExpired(argv, timeout)
+            with open(out) as o, open(err) as e:
+                return subprocess.CompletedProcess(argv, answer["rc"], o.read(), e.read())
+
+
+def _warm_env():
+    """The warm interpreter starts with the worker's environment as it was before any test
+    changed it; each command then gets its own (``env``)."""
+    return dict(_BASE_ENV)
+
+
+_BASE_ENV = dict(os.environ)
+
+
+WARM = WarmRunner()
+# Which command lines the warm interpreter runs (tests/warm.py); the others start cold.
+WARM_COMMANDS = ("custodian",)
+
+
+def run_cli(command, args, env, check=True, cold=False):
+    """Run an installed command line (``custodian``, ``c7n-org``) as a user would: from the
+    warm interpreter (tests/warm.py), or with ``cold`` (and for ``c7n-org``) as a new one."""
+    if command in WARM_COMMANDS and not cold:
+        proc = WARM.run([command] + args, env, timeout=300)
+    else:
+        proc = subprocess.run([os.path.join(BIN, command)] + args, env=env,
+                              capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError("%s %s exited %d\n%s\n%s" % (
             command, " ".join(args), proc.returncode, proc.stdout, proc.stderr[-6000:]))
@@ -115,14 +188,17 @@ def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extr
     return read_output(out, regions), proc
 
 
-def run_at(seconds, command, args, env, check=True, sandbox_sleep=False):
+def run_at(seconds, command, args, env, check=True, sandbox_sleep=False, cold=False):
     """``command`` with its clock moved ``seconds`` on (sandbox/timeshift.py); with
-    ``sandbox_sleep``, its waits move its clock and the sandbox's instead of waiting."""
-    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
-    if sandbox_sleep:
-        shift.append("--sandbox-sleep")
-    proc = subprocess.run(shift + [str(seconds), command] + args, env=env,
-                          capture_output=True, text=True, timeout=600)
+    ``sandbox_sleep``, its waits move its clock and the sandbox's instead of waiting. From the
+    warm interpreter unless ``cold`` (or for a command it does not run)."""
+    shift = ["--sandbox-sleep"] if sandbox_sleep else []
+    shift += [str(seconds), command] + list(args)
+    if command in WARM_COMMANDS and not cold:
+        proc = WARM.run(["timeshift"] + shift, env, timeout=600)
+    else:
+        proc = subprocess.run([sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
+                              + shift, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError("%s %s (at +%ss) exited %d\n%s" % (
             command, " ".join(args), seconds, proc.returncode, proc.stderr[-6000:]))

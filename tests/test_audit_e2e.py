@@ -4,28 +4,19 @@ import datetime
 import io
 import pathlib
 import shutil
-import subprocess
-import sys
 
 from conftest import (
     api_calls, client, custodian_run, make_cert, make_rest_stage, make_websocket_stage,
-    read_output, run_cli, write_policy)
+    read_output, run_at, run_cli, write_policy)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# The installed console script with its clock frozen (not ticking) at an instant: no wall-clock
-# time passes between the sandbox's "now" and custodian's (sandbox/timeshift.py).
-FROZEN = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
-
-
 def custodian_run_at(control, tmp_path, policy, at, region="us-east-1"):
     """``custodian run`` with its clock frozen at ``at``; returns {region: resources}."""
     out = tmp_path / "out"
     shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out), "--region", region,
             write_policy(tmp_path, policy)]
-    proc = subprocess.run(FROZEN + ["@" + at.isoformat(), "custodian"] + args,
-                          env=control.env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-6000:]
+    run_at("@" + at.isoformat(), "custodian", args, control.env)
     return read_output(out, (region,))
 
 

@@ -69,10 +69,10 @@ if __name__ == '__main__':
 
 def test_custodian_schema_prints_the_documentation():
     env = {"PATH": "/usr/bin:/bin"}
-    out = run_cli("custodian", ["schema", "aws.apigw-client-certificate"], env).stdout
+    out = run_cli("custodian", ["schema", "aws.apigw-client-certificate"], env, cold=True).stdout
     assert "stages that use them" in out and "expiring" in out and "in-use" in out
     out = run_cli("custodian", ["schema", "aws.apigw-client-certificate.filters.expiring"],
-                  env).stdout
+                  env, cold=True).stdout
     assert "expire within ``days`` days" in out and "minimum: 0" in out
-    out = run_cli("custodian", ["schema", "aws.rest-stage.filters.expiring"], env).stdout
+    out = run_cli("custodian", ["schema", "aws.rest-stage.filters.expiring"], env, cold=True).stdout
     assert "REST stages whose client certificate expires" in out

@@ -4,7 +4,6 @@ import datetime
 import pathlib
 import re
 import shutil
-import subprocess
 
 import pytest
 from c7n.config import Config
@@ -14,8 +13,7 @@ from c7n.resources import load_resources
 from c7n.schema import generate, validate
 from conftest import (
     ACCOUNT, REGION, api_calls, client, make_cert, make_rest_stage,
-    make_websocket_stage, read_output, write_policy)
-from test_audit_e2e import FROZEN
+    make_websocket_stage, read_output, run_at, write_policy)
 
 from c7n_apigw_certs import iam
 from c7n_apigw_certs.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE, MAX_DATA
@@ -54,11 +52,7 @@ def run_frozen(control, tmp_path, policy, regions=(REGION,), check=True, extra=(
     for region in regions:
         args += ["--region", region]
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
-    proc = subprocess.run(FROZEN + ["@" + at.isoformat(), "custodian"] + args
-                          + [path], env=control.env, capture_output=True, text=True,
-                          timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-6000:]
+    proc = run_at("@" + at.isoformat(), "custodian", args + [path], control.env, check)
     return read_output(out, regions), proc
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import (
-    ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, write_policy)
+    ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, run_at, write_policy)
 from test_rotate_safety import (
     BUCKET, PER_STAGE, S3_KEY, SSM_NAME, Estate, certificates, read_bundle, records, rotate,
     successors_of)
@@ -261,12 +261,8 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
 def frozen_run(sandbox, tmp_path, policy, at, check=True):
     """``custodian run`` frozen at the instant ``at`` (ISO), as the sandbox stands there."""
     path = write_policy(tmp_path, policy)
-    proc = subprocess.run(
-        [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", "@" + at, "custodian",
-         "run", "--cache-period", "0", "-s", str(tmp_path / "out"), path],
-        env=sandbox.env, capture_output=True, text=True, timeout=300)
-    assert not check or proc.returncode == 0, proc.stderr[-4000:]
-    return proc
+    return run_at("@" + at, "custodian", ["run", "--cache-period", "0", "-s",
+                                          str(tmp_path / "out"), path], sandbox.env, check)
 
 
 AT = "2026-11-20T12:00:00+00:00"

@@ -4,7 +4,6 @@ import datetime
 import pathlib
 import re
 import shutil
-import subprocess
 
 import pytest
 from c7n.config import Config
@@ -13,8 +12,7 @@ from c7n.policy import Policy
 from c7n.resources import load_resources
 from conftest import (
     ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, make_cert,
-    make_rest_stage, read_output, write_policy)
-from test_audit_e2e import FROZEN
+    make_rest_stage, read_output, run_at, write_policy)
 
 from c7n_apigw_certs import iam
 from c7n_apigw_certs.resource import certificate_arn
@@ -50,10 +48,7 @@ def run_frozen(control, tmp_path, data, at, check=True):
     shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out), "--region", REGION,
             write_policy(tmp_path, data)]
-    proc = subprocess.run(FROZEN + ["@" + at.isoformat(), "custodian"] + args,
-                          env=control.env, capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-6000:]
+    proc = run_at("@" + at.isoformat(), "custodian", args, control.env, check)
     return read_output(out, (REGION,)), proc
 
 

@@ -1,0 +1,123 @@
+"""The installed command lines, started from a warm interpreter: the tests' way to run them fast.
+
+Every ``custodian run`` of the suite used to start a new interpreter, and most of its time went
+into importing c7n, boto3 and the plugin before the first call. Here one interpreter per test
+worker starts as ``custodian`` starts (``site`` runs the ``.pth`` hook, then c7n's own modules
+import and the hook initialises the plugin), imports what every run imports, and then forks once
+per command: each command still runs in its own process, from its console script's entry point
+(``custodian`` is c7n's ``c7n.cli:main``), with its own arguments, environment, working
+directory, standard streams and exit status; only the imports are shared, as ``fork`` shares
+them. The clock moves exactly as ``c7n_apigw_certs.sandbox.timeshift`` moves it (it is the same
+function).
+
+What this does not carry, the tests that need it run the real console script in a new
+interpreter (``tests/conftest.py``, ``run_cli(..., cold=True)``): the ``.pth`` hook in a fresh
+process (tests/test_loader.py), ``c7n-org``'s worker processes, and one run that is compared,
+file for file, with a warm run of the same policy (tests/test_warm.py).
+
+Protocol: one JSON line per command on stdin; the answer is ``{"pid": N}`` when the command has
+started and ``{"rc": N}`` when it has ended.
+"""
+import json
+import os
+import sys
+
+# As a console script starts: its own folder (the venv's bin), not this one, first on the path.
+if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+    sys.path[0] = os.path.dirname(sys.executable)
+
+
+def warm_up():
+    """What every command imports before its first call, as the console scripts import it."""
+    import c7n.cli  # noqa: F401
+    import c7n.commands  # noqa: F401
+    import c7n.resources.aws  # noqa: F401  (the .pth hook initialises the plugin right after)
+    import boto3  # noqa: F401
+    import botocore.session  # noqa: F401
+    import freezegun  # noqa: F401
+    import c7n_apigw_certs.sandbox.timeshift  # noqa: F401
+    # Not the plugin's modules (entry.py and what it imports): they import in each command,
+    # after its clock is moved, as in a new interpreter (stages.py binds time.sleep and
+    # time.monotonic as defaults when it is imported).
+    assert "c7n_apigw_certs.entry" not in sys.modules
+    late_bound_sleep()
+
+
+def late_bound_sleep():
+    """A new interpreter runs timeshift before it imports c7n, so a module's ``from time import
+    sleep`` already gets timeshift's sleep (``--sandbox-sleep``); here those modules are
+    imported first. Each such name now looks ``time.sleep`` up when called, so it is whatever
+    timeshift made it in the command's process."""
+    import time
+    real = time.sleep
+
+    def sleep(seconds):
+        return time.sleep(seconds)
+    for module in list(sys.modules.values()):
+        for name, value in list(getattr(module, "__dict__", {}).items()):
+            if value is real and module is not time:
+                setattr(module, name, sleep)
+
+
+def child(request):
+    """In the forked process: the command, as its own interpreter would run it."""
+    os.setpgid(0, 0)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, fd)
+        os.close(out)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", closefd=False, buffering=1)
+    sys.stderr = open(2, "w", closefd=False, buffering=1)
+    sys.argv = request["argv"]
+    code = 1
+    try:
+        if request["argv"][0] == "timeshift":
+            from c7n_apigw_certs.sandbox.timeshift import main
+        else:
+            from importlib.metadata import entry_points
+            (script,) = entry_points(group="console_scripts", name=request["argv"][0])
+            main = script.load()
+        code = main()
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:  # as the interpreter would: the traceback on stderr, status 1
+        import traceback
+        traceback.print_exc()
+        code = 1
+    finally:
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+            code = 1
+        code = 0 if code is None else code
+        try:
+            import logging
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve():
+    warm_up()
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing of ours ever mixes in the answers
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            answers.close()
+            child(request)
+        answers.write(json.dumps({"pid": pid}) + "\n")
+        _, status = os.waitpid(pid, 0)
+        answers.write(json.dumps({"rc": os.waitstatus_to_exitcode(status)}) + "\n")
+
+
+if __name__ == "__main__":
+    serve()
