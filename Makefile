@@ -11,6 +11,7 @@ SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py
 # A real (not editable) install: only it lays the .pth hook in site-packages (docs/aws-behaviour.md, fact 18).
 $(BIN)/.installed: $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	rm -rf build  # setuptools' build/lib keeps modules since moved or deleted: they would ship
 	$(BIN)/python -m pip install --quiet ".[sandbox,test]"
 	touch $@
 

@@ -32,7 +32,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["c7n_apigw_certs", "c7n_apigw_certs.*"]),
     # The c7n-mailer template(s): `c7n-apigw-certs mailer-templates` prints their folder.
-    package_data={"c7n_apigw_certs": ["mailer/*.j2"]},
+    package_data={"c7n_apigw_certs": ["signals/mailer/*.j2"]},
     cmdclass={"build_py": BuildWithLoader},
     install_requires=[
         "c7n>=0.9.53",

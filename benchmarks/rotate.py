@@ -23,7 +23,7 @@ import boto3
 from c7n_apigw_certs.sandbox.demo import RunningSandbox, find_command
 from c7n_apigw_certs.sandbox.remote import SandboxClient
 from c7n_apigw_certs.sandbox.seed import create_rest_stage
-from c7n_apigw_certs.stages import DEPLOY_INTERVAL
+from c7n_apigw_certs.rotation.stages import DEPLOY_INTERVAL
 
 CERTS, STAGES_EACH = 50, 3
 RATE, BURST = 10, 40

@@ -46,9 +46,9 @@ def _on_resource_loaded(registry, resource_class):
     c7n's ``config-poll-rule`` and ``config-rule`` whose annotations name the certificate)."""
     kind = getattr(resource_class, "type", None)
     if kind in STAGE_TYPES and resource_class.__module__ == "c7n.resources.apigw":
-        from .filters import register_stage_filters
+        from .audit.filters import register_stage_filters
         register_stage_filters(resource_class)
     elif kind != RESOURCE_TYPE.split(".", 1)[1]:
         return
-    from .config_modes import register
+    from .signals.config_modes import register
     register()

@@ -60,7 +60,7 @@ def run_iam(args):
     named on stderr, exit 2. ``--trust-sync SOURCE`` adds what ``trust-sync --from SOURCE``
     reads; alone, the document is only that."""
     from .iam import PolicyFileError, document, merge, policy_resources_of
-    from .trust_sync import Source
+    from .trust.trust_sync import Source
     if not args.policy_files and not args.trust_sync:
         sys.stderr.write("c7n-apigw-certs iam: give POLICY.yml files, --trust-sync SOURCE, "
                          "or both\n")
@@ -82,8 +82,8 @@ def run_iam(args):
 
 
 def mailer_templates():
-    """The folder of the shipped c7n-mailer templates (``c7n_apigw_certs/mailer``)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "mailer")
+    """The folder of the shipped c7n-mailer templates (``c7n_apigw_certs/signals/mailer``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "signals", "mailer")
 
 
 def _matching(pattern, what):
@@ -161,10 +161,10 @@ def main(argv=None):
     elif args.command == "iam":
         run_iam(args)
     elif args.command == "plan":
-        from .preview import run_plan
+        from .rotation.preview import run_plan
         run_plan(args)
     elif args.command == "trust-sync":
-        from .trust_sync import main as trust_sync
+        from .trust.trust_sync import main as trust_sync
         trust_sync(args)
     elif args.command == "mailer-templates":
         sys.stdout.write(mailer_templates() + "\n")

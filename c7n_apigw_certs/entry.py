@@ -5,9 +5,11 @@ c7n imports this module (``load_resources``) only when a policy or a command nee
 so nothing here runs at interpreter start. Every import points one way: the elements import the
 resource, and only this module imports the elements.
 """
-from .resource import ClientCertificate  # noqa: F401
-from . import filters, retire, rotate, tags  # noqa: F401,E402,I001
-from . import metrics  # noqa: F401,E402,I001
-from . import events  # noqa: F401,E402,I001
-from . import findings  # noqa: F401,E402,I001
-from . import migrate  # noqa: F401,E402,I001
+from .audit.resource import ClientCertificate  # noqa: F401
+from .audit import filters  # noqa: F401,E402,I001
+from .rotation import retire, rotate  # noqa: F401,E402,I001
+from .signals import tags  # noqa: F401,E402,I001
+from .signals import metrics  # noqa: F401,E402,I001
+from .signals import events  # noqa: F401,E402,I001
+from .signals import findings  # noqa: F401,E402,I001
+from .migration import migrate  # noqa: F401,E402,I001

@@ -3,7 +3,7 @@ import datetime
 
 import pytest
 
-from c7n_apigw_certs import bundles
+from c7n_apigw_certs.trust import bundles
 from c7n_apigw_certs.sandbox.certificates import make_pem
 
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)

@@ -93,7 +93,7 @@ def test_one_config_query_whatever_the_number_of_apis(sandbox, tmp_path):
 
 def test_config_query_follows_next_token(sandbox, monkeypatch):
     """Pages of PAGE_SIZE results, each continued by NextToken until none is left."""
-    from c7n_apigw_certs import config_source
+    from c7n_apigw_certs.audit import config_source
     cert = make_cert(sandbox, 10)
     for i in range(3):
         make_rest_stage(cert, "api-%d" % i, "prod")
@@ -233,7 +233,7 @@ def test_aggregator_answers_the_runs_account_and_region(sandbox, estate, tmp_pat
     create_rest_stage(other, other.create_rest_api(name="theirs")["id"], "prod", their_cert)
     eu_cert = make_cert(sandbox, 10, region="eu-west-1")
     make_rest_stage(eu_cert, "eu", "prod", region="eu-west-1")
-    from c7n_apigw_certs import config_source
+    from c7n_apigw_certs.audit import config_source
     everything, _, _ = config_source.stages_by_certificate(
         boto3.Session, REGION, ACCOUNT, {"aggregator": "org"})
     assert set(everything) == {estate["shared"], estate["single"]}  # not theirs, not eu's
@@ -343,7 +343,7 @@ def test_a_websocket_stage_named_only_by_its_arn(sandbox, estate, tmp_path):
 
 def test_an_item_that_names_no_api_is_still_a_use(monkeypatch):
     """A stage item whose API cannot be placed still uses its certificate."""
-    from c7n_apigw_certs import config_source
+    from c7n_apigw_certs.audit import config_source
     items = [{"resourceType": "AWS::ApiGatewayV2::Api", "resourceId": "w1",
               "configuration": {"apiId": "w1", "name": "ws", "protocolType": "WEBSOCKET"}},
              {"resourceType": "AWS::ApiGatewayV2::Stage", "resourceId": "opaque",
@@ -362,7 +362,7 @@ def test_an_aggregator_needs_the_runs_account(monkeypatch):
     organisation's: refused."""
     from c7n.exceptions import PolicyExecutionError
 
-    from c7n_apigw_certs import config_source
+    from c7n_apigw_certs.audit import config_source
     with pytest.raises(PolicyExecutionError, match="account id is unknown"):
         list(config_source.items(boto3.Session, REGION, None, {"aggregator": "org"}))
 
@@ -389,12 +389,12 @@ def test_an_aggregator_needs_the_runs_account(monkeypatch):
 def test_stage_of_an_item(item, expected):
     """Fact 26 puts a WebSocket stage's apiId in its configuration, the schema (fact 80) does
     not list it: the configuration, a relationship and the ARN are read."""
-    from c7n_apigw_certs import config_source
+    from c7n_apigw_certs.audit import config_source
     assert config_source.stage_of(item) == expected
 
 
 def test_tags_as_a_list_or_a_map():
-    from c7n_apigw_certs import config_source
+    from c7n_apigw_certs.audit import config_source
     assert config_source.tag_map([{"key": "a", "value": "1", "tag": "a=1"}]) == {"a": "1"}
     assert config_source.tag_map({"a": "1"}) == {"a": "1"}
     assert config_source.tag_map(None) == {}

@@ -9,7 +9,7 @@ import subprocess
 from conftest import BIN
 from test_probe import needs_nginx
 
-from c7n_apigw_certs import report
+from c7n_apigw_certs.audit import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROTATE = "apigw-client-certificates-rotate"

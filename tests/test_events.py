@@ -18,8 +18,8 @@ from conftest import (
 from test_metrics import AT, cert_at, run_frozen
 
 from c7n_apigw_certs import iam
-from c7n_apigw_certs.events import DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, MAX_ENTRIES
-from c7n_apigw_certs.resource import certificate_arn
+from c7n_apigw_certs.signals.events import DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, MAX_ENTRIES
+from c7n_apigw_certs.audit.resource import certificate_arn
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 POLICY_FILE = ROOT / "policies" / "expiry-event.yml"
@@ -147,7 +147,7 @@ def test_ten_entries_a_request(sandbox, tmp_path):
 def test_requests_stay_under_256_kb_and_a_detail_lists_100_stages():
     """Certificates with many stages: requests packed by EventBridge's entry size, each under
     256 KB; a detail lists the first 100 stages and counts them all."""
-    from c7n_apigw_certs.events import (
+    from c7n_apigw_certs.signals.events import (
         MAX_REQUEST_SIZE, MAX_STAGES, PostExpiryEvent, batches, entry_size)
     load_resources(("aws.apigw-client-certificate",))
     policy = Policy({"name": "p", "resource": "aws.apigw-client-certificate",

@@ -5,8 +5,8 @@ import logging
 import pytest
 from freezegun import freeze_time
 
-from c7n_apigw_certs.filters import days_left, effective_expiry, pem_not_after
-from c7n_apigw_certs.resource import ClientCertificate
+from c7n_apigw_certs.audit.filters import days_left, effective_expiry, pem_not_after
+from c7n_apigw_certs.audit.resource import ClientCertificate
 from c7n_apigw_certs.sandbox.certificates import make_pem
 
 NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)

@@ -17,8 +17,8 @@ from test_metrics import AT, cert_at, run_frozen
 from test_rotate_safety import SSM_NAME
 
 from c7n_apigw_certs import iam
-from c7n_apigw_certs.findings import ClientCertificateFinding
-from c7n_apigw_certs.resource import certificate_arn
+from c7n_apigw_certs.signals.findings import ClientCertificateFinding
+from c7n_apigw_certs.audit.resource import certificate_arn
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 POLICY_FILE = str(ROOT / "policies" / "findings.yml")

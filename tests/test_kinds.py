@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 from dateutil.tz import tzutc
 
-from c7n_apigw_certs import acm, kinds
+from c7n_apigw_certs.audit import acm, kinds
 
 NOW = datetime.datetime(2030, 6, 15, 12, 0, tzinfo=tzutc())
 DAY = datetime.timedelta(days=1)

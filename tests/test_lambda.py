@@ -23,7 +23,7 @@ from conftest import (
     make_websocket_stage, run_cli, write_policy)
 
 from c7n_apigw_certs import handler
-from c7n_apigw_certs.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE
+from c7n_apigw_certs.signals.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE
 from c7n_apigw_certs.sandbox.deploy import deployed_function, scheduled_event
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -170,7 +170,7 @@ def test_archive_runs_the_audit_as_custodian_run_does(sandbox, estate, tmp_path)
     assert not [p for p in report["path"] if "site-packages" in p]
     assert report["absent"] == ["cryptography", "yaml", "jsonschema", "moto"]
     assert report["plugin_file"] == str(task / "c7n_apigw_certs" / "__init__.py")
-    assert "c7n_apigw_certs.pem" in report["plugin"]
+    assert "c7n_apigw_certs.audit.pem" in report["plugin"]
 
     found = json.loads((lambda_out / POLICY["name"] / "resources.json").read_text())
     matched = {estate["soon"], estate["ws"], estate["expired"]}
@@ -228,7 +228,7 @@ def test_custodian_run_deploys_the_function_and_its_daily_schedule(sandbox, tmp_
 
     names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
     assert {"config.json", "c7n/handler.py", "c7n_apigw_certs/handler.py",
-            "c7n_apigw_certs/pem.py", "c7n_apigw_certs/entry.py"} <= set(names)
+            "c7n_apigw_certs/audit/pem.py", "c7n_apigw_certs/entry.py"} <= set(names)
     assert not [n for n in names if n.startswith(("cryptography/", "yaml/", "_cffi"))]
     config = json.loads(zipfile.ZipFile(io.BytesIO(archive)).read("config.json"))
     (deployed_policy,) = config["policies"]
@@ -298,7 +298,7 @@ def test_c7n_org_deploys_to_every_account_with_that_accounts_role(sandbox, tmp_p
         configuration, archive = deployed_function(account, REGION, FUNCTION)
         assert configuration["Role"] == "arn:aws:iam::%s:role/%s" % (account, ROLE)
         assert configuration["Handler"] == handler.HANDLER
-        assert "c7n_apigw_certs/pem.py" in zipfile.ZipFile(io.BytesIO(archive)).namelist()
+        assert "c7n_apigw_certs/audit/pem.py" in zipfile.ZipFile(io.BytesIO(archive)).namelist()
         assert scheduled_event(account, REGION, FUNCTION)["account"] == account
     assert client("lambda").list_functions()["Functions"] == []  # not in the caller's account
 

@@ -40,7 +40,7 @@ def test_leaves_c7n_names_alone():
                  "from c7n.provider import resources as r; rs = r('aws');"
                  "print(rs['aws.rest-client-certificate'].__module__,"
                  " rs['aws.apigw-client-certificate'].__module__)")
-    assert out == "c7n.resources.apigw c7n_apigw_certs.resource"
+    assert out == "c7n.resources.apigw c7n_apigw_certs.audit.resource"
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])

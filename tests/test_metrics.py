@@ -16,7 +16,7 @@ from conftest import (
     make_websocket_stage, read_output, run_at, write_policy)
 
 from c7n_apigw_certs import iam
-from c7n_apigw_certs.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE, MAX_DATA
+from c7n_apigw_certs.signals.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE, MAX_DATA
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 POLICY_FILE = ROOT / "policies" / "expiry-metric.yml"

@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from c7n_apigw_certs import pem
-from c7n_apigw_certs.filters import effective_expiry
+from c7n_apigw_certs.audit import pem
+from c7n_apigw_certs.audit.filters import effective_expiry
 from c7n_apigw_certs.sandbox.certificates import make_pem
 
 UTC = datetime.timezone.utc

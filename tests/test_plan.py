@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from c7n_apigw_certs import plan
-from c7n_apigw_certs.plan import (
+from c7n_apigw_certs.rotation import plan
+from c7n_apigw_certs.rotation.plan import (
     LATE, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED, SWITCHED_STAGES,
     UNDEPLOYED,
     Options, delete_blocker, next_step, stamp)

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from conftest import REGION, client, make_cert, make_rest_stage, make_websocket_stage
 
-from c7n_apigw_certs import bundles, trust_sync
+from c7n_apigw_certs.trust import bundles, trust_sync
 from c7n_apigw_certs.sandbox import probe
 
 NGINX = probe.nginx_binary()

@@ -11,7 +11,7 @@ import pytest
 from conftest import REGION, make_cert, make_rest_stage, make_websocket_stage, run_cli, write_policy
 from test_metrics import AT, cert_at, run_frozen
 
-from c7n_apigw_certs import report
+from c7n_apigw_certs.audit import report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPIRING = str(ROOT / "policies" / "expiring.yml")
@@ -174,7 +174,7 @@ def test_a_policy_of_another_resource_is_untouched(sandbox, tmp_path, estate):
 def test_a_pem_that_does_not_parse_is_reported_once(caplog):
     """The listing (for these columns) and the expiring filter both read the PEM: one warning
     a certificate, not two."""
-    from c7n_apigw_certs.filters import annotate_expiry, effective_expiry
+    from c7n_apigw_certs.audit.filters import annotate_expiry, effective_expiry
     cert = {"clientCertificateId": "once01", "pemEncodedCertificate": "not a PEM",
             "expirationDate": AT + 3 * DAY, "c7n:stages": []}
     with caplog.at_level("WARNING"):

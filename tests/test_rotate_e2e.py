@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from c7n_apigw_certs.stages import DEPLOY_INTERVAL
+from c7n_apigw_certs.rotation.stages import DEPLOY_INTERVAL
 from conftest import (
     ACCOUNT, REGION, api_calls, client, custodian_run, make_cert, make_rest_stage,
     make_websocket_stage, run_at, run_cli, write_policy)

@@ -321,7 +321,7 @@ def test_two_runs_at_once_leave_exactly_one_successor(sandbox, estate, tmp_path)
 def made_by_a_run(sandbox, old, days, description):
     """A successor of ``old`` as a run makes one: its predecessor and origin tags set when it
     is created, the origin dated at its creation."""
-    from c7n_apigw_certs.plan import ORIGIN, created, origin
+    from c7n_apigw_certs.rotation.plan import ORIGIN, created, origin
     certs = certificates()
     when = created({"createdDate": certs[old]["createdDate"]})
     cert = sandbox.create_certificate(region=REGION, description=description,

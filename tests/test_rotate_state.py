@@ -13,7 +13,7 @@ from test_rotate_safety import (
     BUCKET, PER_STAGE, S3_KEY, SSM_NAME, Estate, certificates, read_bundle, records, rotate,
     successors_of)
 
-from c7n_apigw_certs import plan
+from c7n_apigw_certs.rotation import plan
 
 UNDEPLOYED = "c7n:rotation:undeployed"
 SWITCHED_STAGES = "c7n:rotation:switched"

@@ -157,14 +157,14 @@ def stores():
     from c7n.query import QueryResourceManager
     from c7n.utils import reset_session_cache
 
-    from c7n_apigw_certs.stores import Stores
+    from c7n_apigw_certs.trust.stores import Stores
     reset_session_cache()
     return Stores(lambda: boto3.Session(region_name=REGION), REGION,
                   QueryResourceManager.retry)
 
 
 def elb_location(name="alb-trust"):
-    from c7n_apigw_certs.publish import Location
+    from c7n_apigw_certs.trust.publish import Location
     return Location({"type": "elb-trust-store", "trust_store": name, "bucket": BUCKET,
                      "key": KEY}, {})
 
@@ -195,7 +195,7 @@ def test_destination_merges_writes_and_loads_the_new_version(sandbox, ca_store):
 
 @pytest.mark.parametrize("mode", ["refuse", "accept"])
 def test_destination_with_a_generated_certificate_follows_the_switch(sandbox, ca_store, mode):
-    from c7n_apigw_certs.stores import StoreError
+    from c7n_apigw_certs.trust.stores import StoreError
     root, arn = ca_store
     sandbox.switches(trust_store_self_signed=mode)
     generated = sandbox.create_certificate(expires_in_days=100)["pemEncodedCertificate"]
@@ -223,7 +223,7 @@ def test_destination_loads_a_bundle_s3_holds_but_the_trust_store_does_not(sandbo
 
 
 def test_destination_refuses_before_writing_a_bundle_over_25(sandbox, ca_store):
-    from c7n_apigw_certs.stores import StoreError
+    from c7n_apigw_certs.trust.stores import StoreError
     _, arn = ca_store
     extra = [sandbox.create_private_ca(REGION, "CA %d" % i)["certificate_pem"]
              for i in range(25)]
@@ -236,7 +236,7 @@ def test_destination_refuses_before_writing_a_bundle_over_25(sandbox, ca_store):
 
 
 def test_destination_permissions_are_scoped():
-    from c7n_apigw_certs.stores import ElbTrustStore
+    from c7n_apigw_certs.trust.stores import ElbTrustStore
     found = ElbTrustStore.iam_resources({"type": "elb-trust-store", "trust_store": "alb-{region}",
                                          "bucket": BUCKET, "key": "alb/{api_id}.pem"})
     assert found["elasticloadbalancing:ModifyTrustStore"] == [

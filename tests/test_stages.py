@@ -1,5 +1,5 @@
 """The stage adapters' deployment pacing, on a fake clock."""
-from c7n_apigw_certs.stages import DEPLOY_INTERVAL, Pacer
+from c7n_apigw_certs.rotation.stages import DEPLOY_INTERVAL, Pacer
 
 
 class FakeClock:

@@ -20,12 +20,13 @@ from c7n.query import QueryResourceManager
 from c7n.utils import reset_session_cache
 from moto import mock_aws
 
-from c7n_apigw_certs import bundles, sandbox, stores
-from c7n_apigw_certs.publish import Location
+from c7n_apigw_certs.trust import bundles, stores
+from c7n_apigw_certs import sandbox
+from c7n_apigw_certs.trust.publish import Location
 from c7n_apigw_certs.sandbox import gate
 from c7n_apigw_certs.sandbox.certificates import make_pem
 from c7n_apigw_certs.sandbox.controls import CONTROLS
-from c7n_apigw_certs.stores import S3Store, Snapshot, SsmStore, StoreError, Stores
+from c7n_apigw_certs.trust.stores import S3Store, Snapshot, SsmStore, StoreError, Stores
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's

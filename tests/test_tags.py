@@ -15,7 +15,7 @@ from conftest import (
     make_rest_stage, read_output, run_at, write_policy)
 
 from c7n_apigw_certs import iam
-from c7n_apigw_certs.resource import certificate_arn
+from c7n_apigw_certs.audit.resource import certificate_arn
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "policies" / "tag-workflow.yml"

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from ..report import short_id
+from ..audit.report import short_id
 
 REGIONS = ("us-east-1", "eu-west-1")
 # policies/rotate.yml: switch-after-days 3, delete-after-days 7 (counted from the switch).

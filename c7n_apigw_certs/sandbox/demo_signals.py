@@ -15,7 +15,7 @@ import zlib
 
 import boto3
 
-from ..report import short_id
+from ..audit.report import short_id
 from .demo import find_command, indent
 
 MAIL_QUEUE = ("us-east-1", "c7n-mailer")  # the queue policies/notify.yml names

@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 
-from .. import pem
+from ..audit import pem
 
 ACCOUNT = "123456789012"
 HTTP_TYPES = ("HTTP", "HTTP_PROXY")

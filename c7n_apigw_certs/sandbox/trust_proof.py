@@ -273,7 +273,7 @@ class Proof:
     def _sync(self, reload=True):
         if not self.inprocess:
             return self.backends.sync(reload)
-        from .. import trust_sync
+        from ..trust import trust_sync
         updated = 0
         for stage in self.backends.stages:
             outcome, _ = trust_sync.sync(

@@ -11,8 +11,9 @@ rotation generates the successor and publishes its trust as usual, then tells th
 """
 import datetime
 
-from . import owners, plan, stages
-from .owners import CLOUDFORMATION, describe
+from ..audit import owners
+from . import plan, stages
+from ..audit.owners import CLOUDFORMATION, describe
 from .plan import HANDED, LATE, SWITCHED_STAGES, Failed, stamp
 
 STAGE_ACTION = "set ClientCertificateId to %s"

@@ -19,11 +19,11 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import local_session, type_schema
 from dateutil.tz import tzutc
 
-from . import kinds
-from .filters import (
+from ..audit import kinds
+from ..audit.filters import (
     CONDITION, CONDITION_DETAIL, DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry)
-from .resource import STAGES, ClientCertificate
-from .retire import error_text
+from ..audit.resource import STAGES, ClientCertificate
+from ..rotation.retire import error_text
 
 DEFAULT_SOURCE = "c7n-apigw-certs"
 DEFAULT_DETAIL_TYPE = "API Gateway Client Certificate Approaching Expiration"

@@ -10,7 +10,7 @@ redeploys many stages waits its turn instead of being refused and backing off.
 import threading
 import time
 
-from .usage import REST, WEBSOCKET
+from ..audit.usage import REST, WEBSOCKET
 
 DEPLOY_INTERVAL = 5.0  # seconds between CreateDeployment calls of one account (fact 24)
 

@@ -67,7 +67,7 @@ class ExpiringBase(Filter):
 
     def iam_resources(self):
         """The certificate listing: the resource's, or (on a stage) the filter's own."""
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         from .usage import CERTIFICATE_PATHS
         return {"apigateway:GET": [apigateway_arn(p) for p in CERTIFICATE_PATHS]}
 
@@ -145,7 +145,7 @@ class StageCertificateExpiring(ExpiringBase):
     def validate(self):
         """On c7n's own resource, in a Lambda mode: the handler and package that load the
         plugin there (handler.py)."""
-        from .handler import complete_mode
+        from ..handler import complete_mode
         complete_mode(self.manager.ctx.policy)
         return self
 
@@ -240,7 +240,7 @@ class ClientCertificateInUse(Filter):
 
     def iam_resources(self):
         """The stage listings that the resource's ``c7n:stages`` comes from."""
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         from .usage import STAGE_PATHS
         return {"apigateway:GET": [apigateway_arn(p) for p in STAGE_PATHS]}
 
@@ -290,7 +290,7 @@ class ClientCertificateKind(Filter):
     GENERATED_ONLY = ("rotate", "delete", "tag", "remove-tag", "mark-for-op")
 
     def iam_resources(self):
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         from .usage import CERTIFICATE_PATHS
         return {"apigateway:GET": [apigateway_arn(p) for p in CERTIFICATE_PATHS]}
 
@@ -346,7 +346,7 @@ class TemplateOwned(Filter):
 
     def iam_resources(self):
         """The listings that the resource's tags and ``c7n:stages`` come from."""
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         from .usage import LISTING_PATHS
         return {"apigateway:GET": [apigateway_arn(p) for p in LISTING_PATHS]}
 

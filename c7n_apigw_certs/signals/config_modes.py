@@ -30,8 +30,8 @@ instead, before c7n's "error during policy execution".
 import json
 import logging
 
-from . import RESOURCE_TYPE
-from .filters import CONDITION, CONDITION_DETAIL, DAYS_LEFT, DEFAULT_DAYS, EXPIRED, EXPIRES
+from .. import RESOURCE_TYPE
+from ..audit.filters import CONDITION, CONDITION_DETAIL, DAYS_LEFT, DEFAULT_DAYS, EXPIRED, EXPIRES
 
 log = logging.getLogger("custodian.apigw-client-certificate")
 

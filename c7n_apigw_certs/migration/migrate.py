@@ -29,12 +29,14 @@ from botocore.waiter import WaiterModel, create_waiter_with_client
 from c7n.exceptions import PolicyValidationError
 from c7n.utils import type_schema
 
-from . import acm, bundles, owners, plan
-from .plan import PREDECESSOR, SUCCESSOR, Failed, stamp
-from .publish import CERT_FIELDS, check_template, dest_fields, template_fields
-from .resource import ClientCertificate
-from .retire import FAILURES, error_text
-from .rotate import MAX_TAGS, RECORD, RotateClientCertificate, Rotation, copied_tags
+from ..audit import acm, owners
+from ..trust import bundles
+from ..rotation import plan
+from ..rotation.plan import PREDECESSOR, SUCCESSOR, Failed, stamp
+from ..trust.publish import CERT_FIELDS, check_template, dest_fields, template_fields
+from ..audit.resource import ClientCertificate
+from ..rotation.retire import FAILURES, error_text
+from ..rotation.rotate import MAX_TAGS, RECORD, RotateClientCertificate, Rotation, copied_tags
 
 CA_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):acm-pca:(?P<region>[a-z0-9-]+):"
                     r"(?P<account>\d{12}):certificate-authority/[0-9a-f-]{36}$")

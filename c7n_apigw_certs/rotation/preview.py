@@ -18,7 +18,8 @@ import os
 import sys
 import tempfile
 
-from . import owners, plan
+from ..audit import owners
+from . import plan
 from .plan import StateError
 
 STEP_TEXT = {plan.GENERATE: "generate a successor", plan.PUBLISH: "publish trust",
@@ -43,7 +44,7 @@ def rotate_policies(path, options):
     """The policies of the file that have a ``rotate`` action, loaded and validated by c7n."""
     from c7n.provider import clouds
 
-    from .iam import PolicyFileError, load_policies
+    from ..iam import PolicyFileError, load_policies
     clouds["aws"]().initialize(options)
     try:
         policies = load_policies(path, options)

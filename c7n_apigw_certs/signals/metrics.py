@@ -15,9 +15,9 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.utils import chunks, local_session, type_schema
 from dateutil.tz import tzutc
 
-from .filters import CONDITION, CONDITION_DETAIL, DAYS_LEFT, annotate_expiry
-from .resource import ClientCertificate
-from .retire import error_text
+from ..audit.filters import CONDITION, CONDITION_DETAIL, DAYS_LEFT, annotate_expiry
+from ..audit.resource import ClientCertificate
+from ..rotation.retire import error_text
 
 DEFAULT_NAMESPACE = "C7N/APIGatewayClientCertificates"
 DEFAULT_METRIC_NAME = "DaysToExpiry"

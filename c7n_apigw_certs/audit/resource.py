@@ -148,7 +148,7 @@ class ClientCertificate(query.QueryResourceManager):
         """``query`` only with ``source: config``, and only its options (``config_source``); in
         a Lambda mode, the handler and package that load the plugin there (handler.py)."""
         config_source.validate(self.data, self.source_type)
-        from .handler import complete_mode
+        from ..handler import complete_mode
         complete_mode(self.ctx.policy)
         return self
 
@@ -169,7 +169,7 @@ class ClientCertificate(query.QueryResourceManager):
         listings that ``c7n:stages`` comes from (``usage.py``; see ``iam.py``); with ``source:
         config``, the Config query instead of the stage listings (no resource-level
         permissions: ``*``)."""
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         if self.source_type == "config":
             return dict(config_source.iam_resources(self.data), **acm.IAM_RESOURCES,
                         **{"apigateway:GET": [apigateway_arn(p)

@@ -25,11 +25,11 @@ from c7n.utils import chunks, dumps, get_partition, local_session
 from dateutil.parser import parse as parse_date
 from dateutil.tz import tzutc
 
-from . import kinds, usage
-from .filters import (
+from ..audit import kinds, usage
+from ..audit.filters import (
     CONDITION, CONDITION_DETAIL, DAYS_LEFT, EXPIRED, EXPIRES, EXPIRY_SOURCE, annotate_expiry)
-from .resource import STAGES, ClientCertificate
-from .retire import error_text
+from ..audit.resource import STAGES, ClientCertificate
+from ..rotation.retire import error_text
 
 CRITICAL, HIGH, MEDIUM = "CRITICAL", "HIGH", "MEDIUM"
 HIGH_WITHIN_DAYS = 7

@@ -42,7 +42,8 @@ import subprocess
 import sys
 import tempfile
 
-from . import bundles, pem
+from . import bundles
+from ..audit import pem
 
 DEFAULT_MODE = 0o644
 DEFAULT_RELOAD_TIMEOUT = 60
@@ -71,7 +72,7 @@ class Source:
     def iam_resources(self):
         """{action: [ARN pattern]}: exactly this parameter or object (``iam.py``'s notation;
         the name is literal, so IAM's special characters are escaped)."""
-        from .iam import LITERAL
+        from ..iam import LITERAL
         escape = lambda s: "".join(LITERAL.get(c, c) for c in s)  # noqa: E731
         if self.kind == "ssm":
             return {"ssm:GetParameter": [

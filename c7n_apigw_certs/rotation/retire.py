@@ -13,12 +13,12 @@ from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError
 from c7n.utils import local_session, type_schema
 
-from . import kinds, owners, usage
+from ..audit import kinds, owners, usage
 from .clock import AccountClock, SkewError
-from .bundles import BundleError
+from ..trust.bundles import BundleError
 from .plan import PREDECESSOR, StateError, delete_blocker
-from .resource import ClientCertificate
-from .stores import StoreError
+from ..audit.resource import ClientCertificate
+from ..trust.stores import StoreError
 
 # What an AWS call, a store or a state tag can raise for one certificate: caught per
 # certificate, logged with its id, and reported at the end of the run.
@@ -101,7 +101,7 @@ class DeleteClientCertificate(BaseAction):
     permissions = ("apigateway:GET", "apigateway:DELETE")
 
     def iam_resources(self):
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS],
                 "apigateway:DELETE": [apigateway_arn("/clientcertificates/*")]}
 

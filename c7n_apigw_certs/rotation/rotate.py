@@ -27,18 +27,20 @@ from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError
 from c7n.utils import dumps, local_session, type_schema
 
-from . import bundles, kinds, owners, plan, stages, usage
+from ..trust import bundles
+from ..audit import kinds, owners, usage
+from . import plan, stages
 from .clock import AccountClock, SkewError
 from .handover import HandOver
 from .plan import (
     Failed, LATE, ORIGIN, PREDECESSOR, PUBLISHED, RETIRE_AFTER, SUCCESSOR, SWITCHED,
     SWITCHED_STAGES, UNDEPLOYED, Options, stamp)
-from .publish import (
+from ..trust.publish import (
     DESTINATION_SCHEMA, check_template, locations, stages_behind, template_fields, trusted_ids,
     validate_destinations)
-from .resource import ClientCertificate, certificate_arn
+from ..audit.resource import ClientCertificate, certificate_arn
 from .retire import FAILURES, Retirer, error_text
-from .stores import STORES, Stores
+from ..trust.stores import STORES, Stores
 
 RECORD = "c7n:rotation"
 DESCRIPTION_FIELDS = {"old_cert_id", "region", "account_id"}
@@ -165,7 +167,7 @@ class RotateClientCertificate(BaseAction):
     def iam_resources(self):
         """Each IAM action with the resources it is used on (fact 39). DELETE is needed even
         without ``delete-after-days``: a run that loses a race deletes its own successor."""
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         paths = {
             # GetClientCertificate: the certificate's tags read again right before each write
             # of its state and before its retirement (fact 120).
@@ -193,7 +195,7 @@ class RotateClientCertificate(BaseAction):
 
     def plan_resources(self):
         """What ``c7n-apigw-certs plan`` calls for this action: its listings, nothing else."""
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         return {"apigateway:GET": [apigateway_arn(p) for p in usage.LISTING_PATHS]}
 
     def validate(self):

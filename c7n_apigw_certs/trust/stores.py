@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import local_session
 
 from . import bundles
-from .iam import wildcard
+from ..iam import wildcard
 
 log = logging.getLogger("custodian.apigw-client-certificate")
 

@@ -28,10 +28,10 @@ from c7n.tags import (
     DEFAULT_TAG, RemoveTag, Tag, TagActionFilter, TagDelayedAction, tag_value_schema)
 from c7n.utils import type_schema
 
-from . import kinds
-from .plan import PREFIX as ROTATION_PREFIX
-from .resource import ClientCertificate, certificate_arn
-from .retire import error_text
+from ..audit import kinds
+from ..rotation.plan import PREFIX as ROTATION_PREFIX
+from ..audit.resource import ClientCertificate, certificate_arn
+from ..rotation.retire import error_text
 
 RESERVED_PREFIX = "aws:"
 MAX_KEY = 128  # characters in an API Gateway tag key (fact 35)
@@ -49,7 +49,7 @@ def tag_resources():
     """``TagResource``: ``apigateway:PUT`` on the certificate's Tags resource, and
     ``apigateway:PATCH`` on the certificate itself, which a test against AWS found needed
     (fact 136; iann0036/iam-dataset pull request 39). The sandbox checks both."""
-    from .iam import apigateway_arn
+    from ..iam import apigateway_arn
     return {"apigateway:PUT": [apigateway_arn(tags_path())],
             "apigateway:PATCH": [apigateway_arn(CERTIFICATE_PATH)]}
 
@@ -193,7 +193,7 @@ class RemoveTagClientCertificate(RemoveTag):
     permissions = ("apigateway:DELETE", "apigateway:PATCH")
 
     def iam_resources(self):
-        from .iam import apigateway_arn
+        from ..iam import apigateway_arn
         return {"apigateway:DELETE": [apigateway_arn(tags_path())],
                 "apigateway:PATCH": [apigateway_arn(CERTIFICATE_PATH)]}
 
