@@ -4,6 +4,8 @@ run (``Estate.check``: every stage presents a certificate that exists and that e
 behind it holds)."""
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -295,6 +297,48 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
                 assert shown["presented"] == new
         assert not [x for x in plan.labels(found, UNDEPLOYED)
                     if x not in ["%s/prod" % a for a in failing]]
+
+
+def test_a_record_lost_to_a_stale_write_stops_the_next_run_safely(sandbox, tmp_path):
+    """The window no read-back closes (TagResource has no conditional write, fact 120): another
+    writer read the tags before this run wrote them, and its write lands after this run's last
+    read-back (a sandbox ``hold`` fault keeps it until the clock moves). The stages this run
+    switched are no longer listed as switched. The next run then does not take the successor
+    the stages present for one this rotation made (a stage it "never switched" presents it), so
+    it stops the certificate on its state: nothing is switched, generated or deleted, and every
+    stage keeps presenting a certificate its bundle holds."""
+    client("s3").create_bucket(Bucket=BUCKET)
+    old = make_cert(sandbox, 10, description="c")
+    apis = [make_rest_stage(old, "api-%d" % j, "prod") for j in range(3)]
+    policy = rotate(switch=1, delete=1, publish=SSM_ONLY)
+    custodian_run(sandbox, tmp_path, policy)
+    sandbox.advance(days=1)
+    apigw = client("apigateway")
+    stale = {SWITCHED_STAGES: tags(old).get(SWITCHED_STAGES, "")}  # read before the run writes
+    sandbox.add_fault("TagResource", service="apigateway", target=old, hold=True)
+    arn = "arn:aws:apigateway:%s::/clientcertificates/%s" % (REGION, old)
+    writer = threading.Thread(target=apigw.tag_resource, kwargs={"resourceArn": arn,
+                                                                 "tags": stale})
+    writer.start()
+    while not sandbox.held():
+        time.sleep(0.05)
+    custodian_run(sandbox, tmp_path, policy, days=1)  # no sleep in it: the write stays held
+    (new,) = successors_of(certificates(), old)
+    assert all(plan.has_label(tags(old), SWITCHED_STAGES, "%s/prod" % a) for a in apis)
+    sandbox.advance(seconds=1)  # the stale write lands
+    writer.join(30)
+    assert plan.labels(tags(old), SWITCHED_STAGES) == []  # lost
+
+    sandbox.advance(days=2)  # the old certificate is due for deletion by now
+    _, proc = custodian_run(sandbox, tmp_path, policy, check=False, days=3)
+    assert proc.returncode != 0
+    assert "not adopted as the successor" in proc.stderr and "never switched" in proc.stderr
+    certs = certificates()
+    assert set(certs) == {old, new}  # nothing deleted, nothing generated
+    pem = certs[new]["pemEncodedCertificate"].strip()
+    for api in apis:
+        assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] == new
+        assert pem in read_bundle(("ssm", SSM_NAME.format(api_id=api, stage_name="prod")))
 
 
 # -- 5. one clock: AWS's ---------------------------------------------------------------------
