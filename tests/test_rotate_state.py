@@ -299,34 +299,54 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
                     if x not in ["%s/prod" % a for a in failing]]
 
 
-def test_a_record_lost_to_a_stale_write_stops_the_next_run_safely(sandbox, tmp_path):
-    """The window no read-back closes (TagResource has no conditional write, fact 120): another
-    writer read the tags before this run wrote them, and its write lands after this run's last
-    read-back (a sandbox ``hold`` fault keeps it until the clock moves). The stages this run
-    switched are no longer listed as switched. The next run then does not take the successor
-    the stages present for one this rotation made (a stage it "never switched" presents it), so
-    it stops the certificate on its state: nothing is switched, generated or deleted, and every
-    stage keeps presenting a certificate its bundle holds."""
+def switch_under_a_stale_write(sandbox, tmp_path, policy, real_waits):
+    """Day 1: the run switches three stages while another writer's TagResource, merged from
+    the tags as they were before the run wrote them, is held by the sandbox until its clock
+    next moves (a ``hold`` fault): a write that lands after the run's read-backs, as another
+    run's does when that machine stalls between its read and its write (fact 120). With
+    ``real_waits`` the run's own wait does not move the sandbox's clock: the write lands after
+    the run. Returns (old, its successor, the APIs, the run's stderr) once it has landed."""
     client("s3").create_bucket(Bucket=BUCKET)
     old = make_cert(sandbox, 10, description="c")
     apis = [make_rest_stage(old, "api-%d" % j, "prod") for j in range(3)]
-    policy = rotate(switch=1, delete=1, publish=SSM_ONLY)
     custodian_run(sandbox, tmp_path, policy)
     sandbox.advance(days=1)
-    apigw = client("apigateway")
     stale = {SWITCHED_STAGES: tags(old).get(SWITCHED_STAGES, "")}  # read before the run writes
     sandbox.add_fault("TagResource", service="apigateway", target=old, hold=True)
     arn = "arn:aws:apigateway:%s::/clientcertificates/%s" % (REGION, old)
-    writer = threading.Thread(target=apigw.tag_resource, kwargs={"resourceArn": arn,
-                                                                 "tags": stale})
+    writer = threading.Thread(target=client("apigateway").tag_resource,
+                              kwargs={"resourceArn": arn, "tags": stale})
     writer.start()
     while not sandbox.held():
         time.sleep(0.05)
-    custodian_run(sandbox, tmp_path, policy, days=1)  # no sleep in it: the write stays held
-    (new,) = successors_of(certificates(), old)
-    assert all(plan.has_label(tags(old), SWITCHED_STAGES, "%s/prod" % a) for a in apis)
-    sandbox.advance(seconds=1)  # the stale write lands
+    _, proc = custodian_run(sandbox, tmp_path, policy, days=1, real_waits=real_waits)
+    sandbox.advance(seconds=1)  # lands now if the run did not move the clock
     writer.join(30)
+    (new,) = successors_of(certificates(), old)
+    return old, new, apis, proc.stderr
+
+
+def test_a_stale_tag_write_after_the_run_is_caught_by_its_last_check(sandbox, tmp_path):
+    """The run waits once after its last write and reads again (``Rotation.settle``): the stale
+    write has landed by then, and the run writes its entries again. (Without that check the
+    entries were lost: the negative control is the test below, whose stale write lands after
+    the check.)"""
+    policy = rotate(switch=1, delete=1, publish=SSM_ONLY)
+    old, new, apis, stderr = switch_under_a_stale_write(sandbox, tmp_path, policy, False)
+    found = tags(old)
+    for api in apis:
+        assert plan.has_label(found, SWITCHED_STAGES, "%s/prod" % api), found
+    assert "another writer dropped this run's stage-list entries" in stderr
+
+
+def test_a_record_lost_to_a_stale_write_stops_the_next_run_safely(sandbox, tmp_path):
+    """A stale write that lands even after the run's last check (a writer stalled longer than
+    ``SETTLE_SECONDS``) drops the stages this run switched from ``switched``. The next run then
+    does not take the successor the stages present for one this rotation made (a stage it
+    "never switched" presents it), so it stops the certificate on its state: nothing is
+    switched, generated or deleted, and every stage keeps a certificate its bundle holds."""
+    policy = rotate(switch=1, delete=1, publish=SSM_ONLY)
+    old, new, apis, _ = switch_under_a_stale_write(sandbox, tmp_path, policy, True)
     assert plan.labels(tags(old), SWITCHED_STAGES) == []  # lost
 
     sandbox.advance(days=2)  # the old certificate is due for deletion by now
@@ -336,6 +356,7 @@ def test_a_record_lost_to_a_stale_write_stops_the_next_run_safely(sandbox, tmp_p
     certs = certificates()
     assert set(certs) == {old, new}  # nothing deleted, nothing generated
     pem = certs[new]["pemEncodedCertificate"].strip()
+    apigw = client("apigateway")
     for api in apis:
         assert apigw.get_stage(restApiId=api, stageName="prod")["clientCertificateId"] == new
         assert pem in read_bundle(("ssm", SSM_NAME.format(api_id=api, stage_name="prod")))
