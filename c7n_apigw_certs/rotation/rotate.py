@@ -21,6 +21,7 @@ written to the certificate's tags, ``action-rotate`` is written, and the run end
 ``PolicyExecutionError`` listing every failure.
 """
 import datetime
+import time
 
 from botocore.config import Config
 from c7n.actions import BaseAction
@@ -48,6 +49,10 @@ DEFAULT_DESCRIPTION = "Rotated from {old_cert_id} by c7n-apigw-certs"
 MAX_TAGS = 50          # tags on one API Gateway resource, aws: keys aside (facts 35, 60)
 MAX_STEPS = 8          # a certificate takes at most this many steps in one run
 TAG_ATTEMPTS = 3       # merged tag writes, each read back, before giving up (fact 120)
+# Seconds between a run's last tag write and the read that checks it once more (``settle``):
+# another writer's write that was merged from a read older than ours lands within its own
+# read-to-write gap (one in-memory merge: milliseconds, longer only when that machine stalls).
+SETTLE_SECONDS = 5.0
 # The tags a certificate needs room for, beyond its own: its rotation's state, its successor's
 # (or its own) predecessor and origin tags, and the records of its destinations (fact 122).
 STATE_ROOM = len(plan.STATE_TAGS) + len(plan.SUCCESSOR_TAGS) + plan.MAX_TRUST_TAGS
@@ -297,6 +302,7 @@ class Rotation:
                         "generate: LimitExceededException: the region's quota of client "
                         "certificates is reached (%d exist; 60 by default)" % len(self.listing)))
                 break
+        self.settle()
 
     def refused(self, cert):
         """True for a certificate that rotate does not replace (an ACM certificate: its
@@ -340,7 +346,8 @@ class Rotation:
         Every write re-applies all of this run's stage-list edits (its journal), not only the
         new ones: another run that wrote from a read older than our last write may have dropped
         our entries, and our next write puts them back. What is left is the window between the
-        other run's last read and its last write (fact 120)."""
+        other run's last read and its last write (fact 120): ``settle`` checks once more after
+        the run's last write."""
         ours, edits = self.pending.pop(cert_id, {}), self.edits.pop(cert_id, [])
         journal = self.journal.setdefault(cert_id, [])
         journal.extend(edits)
@@ -369,6 +376,45 @@ class Rotation:
             raise Failed("tag: %s" % error_text(e)) from e
         if cert_id in self.listing:
             self.listing[cert_id]["tags"] = current
+
+    def settle(self):
+        """The run's last check of what it wrote. Every write already merges into tags read
+        just before it and reads back, but TagResource has no conditional write (fact 120):
+        another run that read the tags before our last write can still land its write after our
+        read-back, and drop our stage-list entries (a stage switched but not listed; worse, a
+        stage undeployed but not listed, whose old certificate a later run would retire while
+        the stage presents it). So once the run is done with every certificate, it waits
+        ``SETTLE_SECONDS`` (once, for all of them), reads each certificate whose stage lists it
+        edited, and writes its entries again where they are missing (``persist``, read back),
+        and again after another wait if it had to, up to ``TAG_ATTEMPTS`` times. What remains
+        is a writer stalled longer than that between its read and its write. The cost: one
+        wait per run that switched or deployed, and one GetClientCertificate per certificate
+        it did that for."""
+        certs = {c["clientCertificateId"]: c for c in self.resources}
+        due = [cert_id for cert_id, journal in self.journal.items()
+               if journal and cert_id in self.listing and cert_id in certs]
+        for attempt in range(TAG_ATTEMPTS + 1):
+            if not due:
+                return
+            time.sleep(SETTLE_SECONDS)
+            again = []
+            for cert_id in due:
+                try:
+                    current = self.fresh_tags(cert_id)
+                    if not plan.merged(current, {}, self.journal[cert_id]):
+                        continue
+                    if attempt == TAG_ATTEMPTS:
+                        raise Failed("tag: other writers kept dropping this run's stage-list "
+                                     "entries: gave up after %d checks" % TAG_ATTEMPTS)
+                    self.log.warning("client-certificate:%s another writer dropped this run's "
+                                     "stage-list entries: written again", cert_id)
+                    self.persist(cert_id, final=True)
+                    again.append(cert_id)
+                except Failed as e:
+                    self.failed(certs[cert_id], e)
+                except FAILURES as e:
+                    self.failed(certs[cert_id], Failed("tag: check: %s" % error_text(e)))
+            due = again
 
     def fresh_tags(self, cert_id):
         return self.manager.retry(self.apigw.get_client_certificate,

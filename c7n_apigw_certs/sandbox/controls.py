@@ -150,6 +150,12 @@ class Faults:
     - ``"reset": true``: the connection is closed with no response at all (over HTTP the socket
       is shut down; in process botocore's ``ConnectionClosedError`` is raised), so the SDK raises
       a ``BotoCoreError`` (``ConnectionClosedError``), which it retries unless told not to;
+    - ``"hold": true``: the request is answered as usual, but applied only when the sandbox's
+      clock is next advanced (``POST /_sandbox/clock`` ``advance_seconds``, as a command run
+      with ``timeshift --sandbox-sleep`` does when it sleeps), or after ``HOLD_TIMEOUT`` real
+      seconds: a write that lands late, as one from a caller stalled between its read and its
+      write. The advance answers once every held request has been applied, so a caller that
+      sleeps, then reads, sees it;
     - ``"drop": true``: success is answered but the request is not applied, a lost write.
       Only for writes whose success answer the sandbox can forge: SSM ``PutParameter``
       (``{"Version": current + 1, "Tier": ...}``) and S3 ``PutObject`` (200 with the ``ETag`` of
@@ -162,12 +168,45 @@ class Faults:
     DEFAULTS = {"count": 1, "after": 0, "code": "BadRequestException", "status": 400,
                 "message": "Fault injected by the c7n-apigw-certs sandbox"}
     KEYS = {"operation", "service", "target", "count", "after", "code", "status", "message",
-            "reset", "drop"}
+            "reset", "drop", "hold"}
+    HOLD_TIMEOUT = 120.0
     DROPPABLE = {("ssm", "PutParameter"), ("s3", "PutObject")}
 
     def __init__(self):
         self._armed = []
+        self._held = []
         self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def hold(self):
+        """Called for a request a ``hold`` fault fired on: wait until released, then let it
+        through; ``applied()`` (once it has been) tells the release."""
+        entry = {"release": threading.Event(), "done": threading.Event()}
+        with self._lock:
+            self._held.append(entry)
+        entry["release"].wait(self.HOLD_TIMEOUT)
+        self._local.entry = entry
+
+    def applied(self):
+        """The request of this thread has been answered: a held one is applied now."""
+        entry = getattr(self._local, "entry", None)
+        if entry is not None:
+            self._local.entry = None
+            entry["done"].set()
+
+    def release(self):
+        """Let every held request through and wait until each is applied; how many."""
+        with self._lock:
+            held, self._held = self._held, []
+        for entry in held:
+            entry["release"].set()
+        for entry in held:
+            entry["done"].wait(self.HOLD_TIMEOUT)
+        return len(held)
+
+    def held(self):
+        with self._lock:
+            return len(self._held)
 
     def add(self, fault):
         if not fault.get("operation"):
@@ -179,8 +218,8 @@ class Faults:
         for key in ("count", "after", "status"):
             if key in fault and (not isinstance(fault[key], int) or isinstance(fault[key], bool)):
                 raise ValueError("%s: a whole number, not %r" % (key, fault[key]))
-        if fault.get("reset") and fault.get("drop"):
-            raise ValueError("a fault is either reset or drop, not both")
+        if sum(bool(fault.get(k)) for k in ("reset", "drop", "hold")) > 1:
+            raise ValueError("a fault is one of reset, drop or hold, not several")
         if fault.get("drop") and not any(
                 op == fault["operation"] and fault.get("service") in (None, service)
                 for service, op in self.DROPPABLE):
@@ -200,6 +239,7 @@ class Faults:
     def clear(self):
         with self._lock:
             self._armed.clear()
+        self.release()
 
     def take(self, service, operation, resource_ids):
         """The fault this request triggers, if any, spending one of its shots."""

@@ -9,8 +9,8 @@
    API Gateway names its rate refusals so, "Too Many Requests" (fact 13; the code, status and
    message as reported in aws/aws-sdk-js#1014; a refused CreateDeployment in
    serverless-components/aws-api-gateway#8).
-4. Armed faults (``controls.Faults``): an error, a reset connection, or a dropped write;
-   outcome ``fault``.
+4. Armed faults (``controls.Faults``): an error, a reset connection, a dropped write, or a
+   write held until the sandbox's clock next moves; outcome ``fault``.
 
 Every request is counted, with its outcome (``ok`` when moto answers it).
 
@@ -187,6 +187,9 @@ def gate(request):
             raise ConnectionReset(call.operation)
         if fault.get("drop"):
             return dropped(call)
+        if fault.get("hold"):  # applied late, once released (``Faults.hold``)
+            CONTROLS.faults.hold()
+            return None
         return error_response(call.service, fault["code"], fault["status"], fault["message"])
     count(*who)
     return None
@@ -204,6 +207,11 @@ def install():
             refusal = gate(normalize_request(request))
         except ConnectionReset:
             raise ConnectionClosedError(endpoint_url=request.url) from None
-        return refusal if refusal is not None else original(self, request)
+        if refusal is not None:
+            return refusal
+        try:
+            return original(self, request)
+        finally:
+            CONTROLS.faults.applied()
 
     BotocoreStubber.process_request = process_request

@@ -85,6 +85,10 @@ class SandboxClient:
         PutObject)."""
         return self.add_fault(operation, drop=True, **fault)
 
+    def held(self):
+        """How many requests a ``hold`` fault keeps until the clock next moves."""
+        return self._call("GET", "held")["held"]
+
     def clear_faults(self):
         return self._call("DELETE", "faults")
 

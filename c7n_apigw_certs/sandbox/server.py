@@ -14,7 +14,10 @@ Control endpoints (JSON in, JSON out):
                                        an error (``code``, ``status``, ``message``),
                                        ``"reset": true`` (the connection closes unanswered) or
                                        ``"drop": true`` (success answered, write not applied:
-                                       SSM PutParameter, S3 PutObject). See ``controls.Faults``
+                                       SSM PutParameter, S3 PutObject), ``"hold": true``
+                                       (applied at the next clock advance). See
+                                       ``controls.Faults``
+``GET  /_sandbox/held``                ``{"held": N}``: requests a ``hold`` fault keeps
 ``POST /_sandbox/throttle``            ``{"rate": 10, "burst": 40}``; ``{}`` turns it off
 ``GET|DELETE /_sandbox/counters``      rows of calls per account/region/service/operation and
                                        outcome (``ok``, ``denied``, ``throttled``, ``fault``)
@@ -140,6 +143,7 @@ def _control(method, name, body, query):
                 CONTROLS.clock.set(parse_time(body["now"]), tick=tick)
             elif "advance_seconds" in body:
                 CONTROLS.clock.advance(seconds=float(body["advance_seconds"]))
+                CONTROLS.faults.release()  # writes held until the clock moves land now
             else:
                 CONTROLS.clock.reset()
         return {"now": CONTROLS.clock.now().isoformat(), "ticking": CONTROLS.clock.ticking}
@@ -149,6 +153,8 @@ def _control(method, name, body, query):
         elif method == "DELETE":
             CONTROLS.faults.clear()
         return {"faults": CONTROLS.faults.list()}
+    if name == "held":
+        return {"held": CONTROLS.faults.held()}
     if name == "throttle":
         CONTROLS.throttle.configure(body.get("rate"), body.get("burst"))
         return {"rate": CONTROLS.throttle.rate, "burst": CONTROLS.throttle.burst}
@@ -231,7 +237,10 @@ class SandboxApp:
         if refusal is not None:
             status, headers, body = refusal
             return Response(body, status, headers)(environ, start_response)
-        return self.moto(environ, start_response)
+        try:
+            return self.moto(environ, start_response)
+        finally:
+            CONTROLS.faults.applied()
 
 
 class SandboxRequestHandler(MotoRequestHandler):
