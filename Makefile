@@ -24,7 +24,7 @@ demo: install
 # HOME (tests/conftest.py). `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= auto
 test: install
-	$(BIN)/pytest -q -n $(TEST_WORKERS) tests
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 bench: install
 	$(BIN)/python benchmarks/run.py --rotate
