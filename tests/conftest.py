@@ -102,7 +102,7 @@ class WarmRunner:
     def _start(self):
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(os.path.dirname(__file__), "warm.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_warm_env())
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(_BASE_ENV))
 
     def _answer(self, deadline):
         while b"\n" not in self.pending:
@@ -138,12 +138,8 @@ class WarmRunner:
                 return subprocess.CompletedProcess(argv, answer["rc"], o.read(), e.read())
 
 
-def _warm_env():
-    """The warm interpreter starts with the worker's environment as it was before any test
-    changed it; each command then gets its own (``env``)."""
-    return dict(_BASE_ENV)
-
-
+# The warm interpreter starts with the worker's environment as it was before any test changed
+# it; each command then gets its own (``env``).
 _BASE_ENV = dict(os.environ)
 
 
@@ -152,14 +148,19 @@ WARM = WarmRunner()
 WARM_COMMANDS = ("custodian",)
 
 
+def _launch(command, warm_argv, cold_argv, env, cold, timeout):
+    """``warm_argv`` in the warm interpreter when it runs ``command``, else ``cold_argv`` as
+    a new process."""
+    if command in WARM_COMMANDS and not cold:
+        return WARM.run(warm_argv, env, timeout=timeout)
+    return subprocess.run(cold_argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def run_cli(command, args, env, check=True, cold=False):
     """Run an installed command line (``custodian``, ``c7n-org``) as a user would: from the
     warm interpreter (tests/warm.py), or with ``cold`` (and for ``c7n-org``) as a new one."""
-    if command in WARM_COMMANDS and not cold:
-        proc = WARM.run([command] + args, env, timeout=300)
-    else:
-        proc = subprocess.run([os.path.join(BIN, command)] + args, env=env,
-                              capture_output=True, text=True, timeout=300)
+    proc = _launch(command, [command] + args, [os.path.join(BIN, command)] + args, env,
+                   cold, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError("%s %s exited %d\n%s\n%s" % (
             command, " ".join(args), proc.returncode, proc.stdout, proc.stderr[-6000:]))
@@ -194,11 +195,9 @@ def run_at(seconds, command, args, env, check=True, sandbox_sleep=False, cold=Fa
     warm interpreter unless ``cold`` (or for a command it does not run)."""
     shift = ["--sandbox-sleep"] if sandbox_sleep else []
     shift += [str(seconds), command] + list(args)
-    if command in WARM_COMMANDS and not cold:
-        proc = WARM.run(["timeshift"] + shift, env, timeout=600)
-    else:
-        proc = subprocess.run([sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
-                              + shift, env=env, capture_output=True, text=True, timeout=600)
+    proc = _launch(command, ["timeshift"] + shift,
+                   [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"] + shift, env,
+                   cold, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError("%s %s (at +%ss) exited %d\n%s" % (
             command, " ".join(args), seconds, proc.returncode, proc.stderr[-6000:]))

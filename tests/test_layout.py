@@ -38,7 +38,7 @@ def modules():
 
 def imports(path, rel):
     """The package's modules and folders that ``path`` imports, as parts below the package."""
-    package = [PKG] + (rel[:-1] if rel[-1] != "__init__" else rel[:-1])
+    package = [PKG] + rel[:-1]  # a module's package; an __init__'s is its own folder
     tree = ast.parse(open(path).read())
     names = []
     for node in ast.walk(tree):
