@@ -17,12 +17,17 @@ from botocore.config import Config
 
 from c7n_apigw_certs.sandbox.remote import SandboxClient, environment
 from c7n_apigw_certs.sandbox.seed import create_rest_stage
+from warm import share_botocore_data
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BIN = os.path.dirname(sys.executable)
 # No SDK retries in direct calls: a test sees exactly what the sandbox answered.
 NO_RETRY = Config(retries={"total_max_attempts": 1})
+
+
+def pytest_configure(config):
+    share_botocore_data()  # botocore's data files parsed once for this process (tests/warm.py)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +44,7 @@ def server():
 @pytest.fixture
 def sandbox(server, monkeypatch, tmp_path):
     """A fresh sandbox: controls and moto state reset; boto3 in this process points at it."""
+    forget_clients()
     control = SandboxClient(server.endpoint)
     control.reset()
     for key, value in environment(server.endpoint, REGION).items():
@@ -48,8 +54,28 @@ def sandbox(server, monkeypatch, tmp_path):
     return control
 
 
+_CLIENTS = {}
+# What a client is made from besides its arguments: the environment boto3 reads.
+_CLIENT_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE",
+               "AWS_SHARED_CREDENTIALS_FILE", "HOME")
+
+
+def forget_clients():
+    """Each test makes its own clients (their connections closed here, between tests)."""
+    for made in _CLIENTS.values():
+        made.close()
+    _CLIENTS.clear()
+
+
 def client(service, region=REGION, **kw):
-    return boto3.client(service, region_name=region, config=NO_RETRY, **kw)
+    """A boto3 client with no retries, made once per test, service, region, arguments and
+    environment: a client keeps no state but its connections."""
+    key = (service, region, tuple(sorted(kw.items()))) + tuple(
+        os.environ.get(name) for name in _CLIENT_ENV)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = boto3.client(service, region_name=region, config=NO_RETRY, **kw)
+    return _CLIENTS[key]
 
 
 def make_cert(control, days, region=REGION, description="", account=ACCOUNT, **extra):

@@ -36,11 +36,49 @@ def warm_up():
     import botocore.session  # noqa: F401
     import freezegun  # noqa: F401
     import c7n_apigw_certs.sandbox.timeshift  # noqa: F401
+    share_botocore_data()
     # Not the plugin's modules (entry.py and what it imports): they import in each command,
     # after its clock is moved, as in a new interpreter (stages.py binds time.sleep and
     # time.monotonic as defaults when it is imported).
     assert "c7n_apigw_certs.entry" not in sys.modules
     late_bound_sleep()
+
+
+# The services the plugin's filters and actions call, and c7n's own (sts for the account id;
+# sqs, sns, lambda, logs for the modes and notify): their models parsed once, before the forks.
+SERVICES = ("sts", "apigateway", "apigatewayv2", "acm", "acm-pca", "ssm", "s3", "elbv2",
+            "cloudwatch", "events", "config", "securityhub", "sqs", "sns", "iam", "lambda",
+            "logs", "cloudformation")
+
+
+def share_botocore_data():
+    """botocore parses its data files (the service models, endpoints, partitions) once per
+    session and shares them among that session's clients, read only; a command makes several
+    sessions, and a new interpreter parses them again for each. Here every session of this
+    process shares one parsed copy, loaded before the forks: the same files, parsed once (about
+    half a warm command's time went into ``json.loads``). Called from ``warm_up`` and from the
+    tests' own process (tests/conftest.py)."""
+    import boto3
+    import botocore.loaders
+    shared = {}
+    original = botocore.loaders.Loader.__init__
+
+    if getattr(original, "shared_data", False):
+        return
+    loader = botocore.loaders.Loader
+    default = [loader.CUSTOMER_DATA_PATH, loader.BUILTIN_DATA_PATH]
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.search_paths == default and self._extras_types == ["sdk"]:
+            self._cache = shared  # the default files only (no AWS_DATA_PATH)
+    __init__.shared_data = True
+    botocore.loaders.Loader.__init__ = __init__
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="x",
+                            aws_secret_access_key="x")
+    for service in SERVICES:
+        session.client(service)
+    session.get_available_regions("apigateway")
 
 
 def late_bound_sleep():

@@ -60,6 +60,7 @@ import socket
 import struct
 import threading
 
+import moto.backends
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
@@ -189,6 +190,11 @@ class SandboxApp:
     def __init__(self):
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.lock = threading.Lock()
+        # moto's dispatcher lists its own package folder (an isdir for each of ~150 entries)
+        # on every request, to tell a service name from a host; the folder does not change
+        # while the server runs, so it is listed once. A fifth of the server's time went there.
+        modules = tuple(moto.backends.list_of_moto_modules())
+        moto.backends.list_of_moto_modules = lambda: modules
 
     def control(self, environ, start_response):
         request = Request(environ)
