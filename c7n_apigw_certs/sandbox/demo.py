@@ -162,16 +162,17 @@ def run_demo(policy="policies/expiring.yml", output_dir="out",
 
 
 def custodian_command(output_dir, policy, day=0, regions=REGIONS):
-    """The ``custodian run`` a user types, and the command that runs it ``day`` days on."""
+    """The ``custodian run`` a user types, and the command that runs it ``day`` days on, its
+    waits (the deployment pacing, the pause before its fresh listing, retry back-off) passing
+    on the sandbox's clock and its own as its days do (``timeshift --sandbox-sleep``): the
+    sandbox's deployment rate still counts them, only the wall clock does not wait."""
     regions = [arg for r in regions for arg in ("--region", r)]
     # --cache-period 0: c7n caches listings for 15 minutes by account id, and every sandbox
     # uses the same account id: a cache would show the previous sandbox's estate.
     args = ["run", "--cache-period", "0", "-s", output_dir] + regions + [policy]
-    shown = "$ custodian " + " ".join(args)
-    if not day:
-        return shown, [find_command("custodian")] + args
-    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", str(day * 86400)]
-    return shown, shift + ["custodian"] + args
+    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", "--sandbox-sleep",
+             str(day * 86400)]
+    return "$ custodian " + " ".join(args), shift + ["custodian"] + args
 
 
 def audit(env, policy, output_dir):
@@ -202,21 +203,36 @@ def signals(env, output_dir):
     the ``Signals``, for the findings after the rotation."""
     from .demo_signals import Signals
 
-    def run(policy, out, day=0):
+    started = {}
+
+    def start(policy, out, day=0):
         shown, cmd = custodian_command(out, policy, day)
+        started[policy, out, day] = shown, subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run(policy, out, day=0):
+        if (policy, out, day) not in started:
+            start(policy, out, day)
+        shown, proc = started.pop((policy, out, day))
         print(shown, flush=True)
-        print_failure(subprocess.run(cmd, env=env, capture_output=True, text=True))
+        stdout, stderr = proc.communicate()
+        print_failure(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
 
     present = [s for s in SIGNALS if os.path.exists(s[1])]
     print("\nThe signals, on the same estate (policies/: %s):" % ", ".join(
         sorted({os.path.basename(s[1]) for s in present})))
     shown = Signals(env, run, REGIONS)
     shown.prepare()
+    signals_out = os.path.join(output_dir, "signals")
+    # The signal policies write to separate places and only read the estate: they run at once,
+    # and each is shown, in order, when it has ended.
+    for _, policy, method in present:
+        if method != "show_report":
+            start(policy, signals_out)
     for title, policy, method in present:
         print("\n%s:" % title)
         # The report reads the audit's output; the others write their own.
-        getattr(shown, method)(policy, output_dir if method == "show_report" else
-                               os.path.join(output_dir, "signals"))
+        getattr(shown, method)(policy, output_dir if method == "show_report" else signals_out)
     return shown
 
 
@@ -225,7 +241,8 @@ def staged_rotation(sandbox, env, policy, output_dir):
     from .remote import SandboxClient
     control = SandboxClient(sandbox.env["AWS_ENDPOINT_URL"])
     print("\nThe staged rotation (%s), one run a day as a schedule would run it; days are "
-          "simulated: the sandbox's clock and custodian's are moved on together.\n" % policy)
+          "simulated: the sandbox's clock and custodian's are moved on together, and the runs' "
+          "waits (the deployment pacing) pass on those clocks too.\n" % policy)
     previous = 0
     with tls_proof(control, env, policy, output_dir) as proof:
         for day in ROTATION_DAYS:
