@@ -185,3 +185,49 @@ def test_a_private_certificate_is_verified_through_its_chain(sandbox, tmp_path):
         assert [(r.certificate, r.outcome) for r in run.round()] == [(theirs, probe.REFUSED)]
     finally:
         nginx.stop()
+
+
+RELOADED = ("2026/12/03 12:54:20 [notice] 9001#9001: signal 1 (SIGHUP) received, reconfiguring\n"
+            "2026/12/03 12:54:20 [notice] 9001#9001: start worker processes\n"
+            "2026/12/03 12:54:20 [notice] 9001#9001: start worker process 9376\n")
+REQUEST = ("2026/12/03 12:54:22 [info] 9376#9376: *%d client SSL certificate verify error: "
+           "(10:certificate has expired) while reading client request headers\n")
+PROCESS = "2026/12/03 12:54:22 [notice] 9001#9001: worker process %d exited with code 0\n"
+
+
+@pytest.mark.parametrize("line, settles", [(REQUEST, True), (PROCESS, False)])
+def test_a_reload_settles_while_requests_go_on(tmp_path, line, settles):
+    """nginx has started its new workers, and the probe's requests go on logging one line
+    each: the reload has settled. Negative control: lines of the processes that never stop
+    (workers still coming and going) do not let it settle."""
+    import threading
+    nginx = probe.Nginx.__new__(probe.Nginx)
+    nginx.prefix = str(tmp_path)
+    log = tmp_path / "error.log"
+    log.write_text("before\n")
+    since = len(log.read_text())
+    with open(log, "a") as fh:
+        fh.write(RELOADED)
+    stop = threading.Event()
+
+    def requests():
+        n = 0
+        while not stop.wait(0.02):
+            n += 1
+            with open(log, "a") as fh:
+                fh.write(line % n)
+    writer = threading.Thread(target=requests)
+    writer.start()
+    try:
+        assert nginx.settle(since, timeout=3, quiet=0.3) is settles
+    finally:
+        stop.set()
+        writer.join()
+
+
+def test_a_reload_that_started_no_worker_has_not_settled(tmp_path):
+    nginx = probe.Nginx.__new__(probe.Nginx)
+    nginx.prefix = str(tmp_path)
+    (tmp_path / "error.log").write_text("2026/12/03 12:54:20 [notice] 9001#9001: "
+                                        "signal 1 (SIGHUP) received, reconfiguring\n")
+    assert nginx.settle(0, timeout=1, quiet=0.2) is False

@@ -1,12 +1,14 @@
 """The proof: requests through every stage of the demo estate, the whole staged rotation long
 (days 0, 3 and 10 of policies/rotate.yml), to nginx backends that ``trust-sync`` feeds after
 each run; not one refused. And its negative control: switched in the run that publishes, before
-the backends synced, the stages are refused, and counted."""
+the backends synced, the stages are refused, and counted. The commands (``custodian``,
+``trust-sync``) start from the warm interpreter (conftest.launch); ``make demo``
+(tests/test_demo.py) runs the same proof with each as a new process."""
 import os
 
 import boto3
 import pytest
-from conftest import make_cert
+from conftest import launch, make_cert
 from test_probe import needs_nginx
 
 from c7n_apigw_certs.sandbox import probe, trust_proof
@@ -34,7 +36,7 @@ def presented_by_phase(run, phase):
 
 def test_a_staged_rotation_refuses_no_request(sandbox, estate, tmp_path):
     needs_nginx()
-    run, backends = trust_proof.prove(sandbox, sandbox.env, POLICY, str(tmp_path))
+    run, backends = trust_proof.prove(sandbox, sandbox.env, POLICY, str(tmp_path), launch=launch)
     figures = run.figures()
     assert list(figures) == ["before the rotation", "day 0", "day 3", "day 10"]
     for phase, row in figures.items():
@@ -73,7 +75,7 @@ def test_switching_before_the_backends_synced_is_refused(sandbox, estate, tmp_pa
     needs_nginx()
     policy = trust_proof.with_switch_after(POLICY, 0, str(tmp_path / "rotate-now.yml"))
     run, _ = trust_proof.prove(sandbox, sandbox.env, policy, str(tmp_path / "proof"),
-                               schedule=trust_proof.LATE)
+                               schedule=trust_proof.LATE, launch=launch)
     figures = run.figures()
     assert figures["before the rotation"]["refused"] == 0
     refused = run.of_phase("day 0", probe.REFUSED)
@@ -127,7 +129,7 @@ def test_a_migration_to_private_certificates_refuses_no_request(sandbox, estate,
     issuing, root, policy = migration(sandbox, tmp_path)
     run, backends = trust_proof.prove(
         sandbox, sandbox.env, policy, str(tmp_path / "proof"), schedule=trust_proof.MIGRATION,
-        mode="verify", regions=(MIGRATE_REGION,), before="before the migration")
+        mode="verify", regions=(MIGRATE_REGION,), before="before the migration", launch=launch)
     phases = ["before the migration", "day 0", "day 3", "day 10"]
     assert list(run.figures()) == phases
     assert len(run.stages) == 2 and {s.region for s in run.stages} == {MIGRATE_REGION}
@@ -178,7 +180,7 @@ def test_a_migration_switched_before_the_backends_synced_is_refused(sandbox, est
     _, _, policy = migration(sandbox, tmp_path, switch_after=0)
     run, _ = trust_proof.prove(
         sandbox, sandbox.env, policy, str(tmp_path / "proof"), schedule=trust_proof.LATE,
-        mode="verify", regions=(MIGRATE_REGION,), before="before the migration")
+        mode="verify", regions=(MIGRATE_REGION,), before="before the migration", launch=launch)
     figures = run.figures()
     assert list(figures) == ["before the migration", "day 0"]
     assert figures["before the migration"]["refused"] == 0
@@ -207,7 +209,7 @@ def test_a_migration_whose_backends_never_sync_is_refused_on_the_switch(sandbox,
     run, backends = trust_proof.prove(
         sandbox, sandbox.env, policy, str(tmp_path / "proof"),
         schedule=(("run", 0), ("run", 3)), mode="verify", regions=(MIGRATE_REGION,),
-        before="before the migration")
+        before="before the migration", launch=launch)
     figures = run.figures()
     assert list(figures) == ["before the migration", "day 0", "day 3"]
     assert figures["day 0"]["refused"] == 0 and figures["day 0"]["requests"] > 0

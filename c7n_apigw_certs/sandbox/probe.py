@@ -32,6 +32,7 @@ type ``HTTP`` or ``HTTP_PROXY``: only those send the client certificate (fact 9)
 import collections
 import datetime
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,6 +49,8 @@ HTTP_TYPES = ("HTTP", "HTTP_PROXY")
 ACCEPTED, REFUSED, ERROR = "accepted", "refused", "error"
 EXPIRED = "expired"  # refused, and the certificate presented had expired: not a trust gap
 TIMEOUT = 10
+# An error-log line about one connection ("<pid>#<tid>: *<connection> ..."), not the processes.
+CONNECTION_LINE = re.compile(r"\d+#\d+: \*\d+ ")
 
 
 class ProbeError(Exception):
@@ -434,11 +437,13 @@ class Nginx:
     def settle(self, since, timeout=15, quiet=0.3):
         """Wait for the reloads signalled after the log had ``since`` bytes: nginx starts new
         workers after the signal's command has returned (fact 158). Done when the log shows
-        new workers started since then and has been quiet for ``quiet`` seconds."""
+        new workers started since then and its lines of the processes (not of requests: the
+        probe's go on meanwhile) have been quiet for ``quiet`` seconds."""
         deadline = time.monotonic() + timeout
         last, changed = None, time.monotonic()
         while time.monotonic() < deadline:
-            text = self.log()[since:]
+            text = "".join(line for line in self.log()[since:].splitlines(True)
+                           if not CONNECTION_LINE.search(line))
             if text != last:
                 last, changed = text, time.monotonic()
             elif "start worker process" in text and time.monotonic() - changed >= quiet:

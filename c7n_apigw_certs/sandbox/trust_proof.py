@@ -106,11 +106,17 @@ def migration_policy(policy_path, ca_arn, out_path, publish=None, switch_after=N
     return out_path
 
 
-class Backends:
-    """One nginx server per stage, each with the trust file trust-sync maintains."""
+def launch_process(cmd, env):
+    """A command as a new process: its exit status and output (``subprocess.run``)."""
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
-    def __init__(self, env, stages, template, workdir, mode):
-        self.env, self.stages, self.mode = env, stages, mode
+
+class Backends:
+    """One nginx server per stage, each with the trust file trust-sync maintains. ``launch``:
+    how its trust-sync commands start; by default each as a new process, all at once."""
+
+    def __init__(self, env, stages, template, workdir, mode, launch=None):
+        self.env, self.stages, self.mode, self.launch = env, stages, mode, launch
         self.workdir = workdir = os.path.abspath(workdir)
         self.trust_dir = os.path.join(workdir, "trust")
         os.makedirs(self.trust_dir, exist_ok=True)
@@ -132,13 +138,18 @@ class Backends:
                     "--format", FORMATS[self.mode]]
             if reload:
                 args += ["--reload", self.nginx.reload_command]
+            if self.launch:  # one after the other, as the caller runs them
+                done = self.launch(args, self.env)
+                self.syncs.append((stage.label, done.returncode,
+                                   (done.stdout + done.stderr).strip()))
+                continue
             running.append((stage.label, subprocess.Popen(
                 args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True)))
         for label, proc in running:
             output, _ = proc.communicate(timeout=120)
             self.syncs.append((label, proc.returncode, output.strip()))
-        ours = self.syncs[-len(running):]
+        ours = self.syncs[-len(self.stages):]
         failed = [s for s in ours if s[1]]
         if failed:
             raise probe.ProbeError("trust-sync failed: %s" % "; ".join(
@@ -214,13 +225,14 @@ class Proof:
     destination too, each stage has a second backend, a load balancer stand-in on that trust
     store (``seed_trust_stores``), which re-reads it when the backends sync: requests go to
     both, their results named ``nginx`` and ``elb``. ``pause``: seconds between two
-    background rounds."""
+    background rounds. ``launch(cmd, env)``: how the trust-sync commands start (``Backends``)."""
 
     def __init__(self, control, env, policy, workdir, mode="pinned", regions=REGIONS,
-                 inprocess=False, before="before the rotation", pause=0.1):
+                 inprocess=False, before="before the rotation", pause=0.1, launch=None):
         self.control, self.env, self.policy = control, env, policy
         self.workdir, self.mode, self.regions = workdir, mode, regions
         self.inprocess, self.before, self.pause = inprocess, before, pause
+        self.launch = launch
         self.balancers = {}
 
     def __enter__(self):
@@ -230,7 +242,8 @@ class Proof:
         self.session = session
         stages = probe.http_stages(session, self.regions)
         template, _ = ssm_template(self.policy)
-        self.backends = Backends(self.env, stages, template, self.workdir, self.mode)
+        self.backends = Backends(self.env, stages, template, self.workdir, self.mode,
+                                 self.launch)
         self.run = probe.Probe(self.control, session, stages, self.route,
                                _mkdir(os.path.join(self.workdir, "keys")))
         seed_trust(session, stages, template, self.run.presented)
@@ -292,15 +305,18 @@ class Proof:
 
 
 def prove(control, env, policy, workdir, schedule=ROTATION, mode="pinned", regions=REGIONS,
-          label=None, say=None, before="before the rotation"):
+          label=None, say=None, before="before the rotation", launch=None):
     """Run the schedule with requests through every stage; the ``probe.Probe`` (its
     ``figures()`` and ``results``) and the ``Backends`` (their ``syncs``). ``label(day)`` names
     the phase a run starts (default ``day N``), ``before`` the phase before the first run;
     ``say`` receives a line per step. The policy runs in ``regions`` (a migration's CA is in
-    one)."""
+    one). ``launch(cmd, env)`` starts the commands (``custodian``, ``trust-sync``) and returns
+    their ``subprocess.CompletedProcess``; by default each is a new process, the backends'
+    trust-sync all at once (the tests start them from a warm interpreter, tests/warm.py)."""
     label = label or (lambda day: "day %d" % day)
     previous = 0
-    with Proof(control, env, policy, workdir, mode, regions, before=before) as proof:
+    with Proof(control, env, policy, workdir, mode, regions, before=before,
+               launch=launch) as proof:
         for step in schedule:
             started = time.monotonic()
             if step[0] == "run":
@@ -310,8 +326,7 @@ def prove(control, env, policy, workdir, schedule=ROTATION, mode="pinned", regio
                 proof.phase(label(day))
                 out = os.path.join(workdir, "out", "day-%d" % day)
                 shown, cmd = custodian_command(out, policy, day, regions)
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                                      timeout=600)
+                proc = (launch or launch_process)(cmd, env)
                 if say:
                     say("%s (exit %d, %.1f s)" % (shown, proc.returncode,
                                                    time.monotonic() - started))
