@@ -150,7 +150,7 @@ class WarmRunner:
         with tempfile.TemporaryDirectory() as folder:
             out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
             self.proc.stdin.write((json.dumps({
-                "argv": argv, "env": env, "cwd": os.getcwd(), "stdout": out,
+                "argv": argv, "env": dict(env), "cwd": os.getcwd(), "stdout": out,
                 "stderr": err}) + "\n").encode())
             self.proc.stdin.flush()
             deadline = time.monotonic() + timeout
@@ -171,7 +171,7 @@ _BASE_ENV = dict(os.environ)
 
 WARM = WarmRunner()
 # Which command lines the warm interpreter runs (tests/warm.py); the others start cold.
-WARM_COMMANDS = ("custodian",)
+WARM_COMMANDS = ("custodian", "c7n-apigw-certs")
 
 
 def _launch(command, warm_argv, cold_argv, env, cold, timeout):

@@ -274,7 +274,8 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
     custodian_run(sandbox, tmp_path, policy)  # successors and trust: no race to generate
     sandbox.advance(days=1)
     path = write_policy(tmp_path, policy)
-    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", "86400"]
+    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", "--sandbox-sleep",
+             "86400"]
     procs = [subprocess.Popen(
         shift + ["custodian", "run", "--cache-period", "0", "-s", str(tmp_path / ("r%d" % n)),
                  path], env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
