@@ -1,5 +1,6 @@
 """Shared fixtures: one sandbox server for the session, reset before each test that uses it,
 and helpers that run the real ``custodian`` and ``c7n-org`` command lines against it."""
+import gc
 import json
 import logging
 import os
@@ -30,6 +31,14 @@ def pytest_configure(config):
     share_botocore_data()  # botocore's data files parsed once for this process (tests/warm.py)
 
 
+def freeze_what_lasts():
+    """The objects made so far (imports, botocore's data, the sandbox server's moto) last the
+    whole session: out of the garbage collector's sight, so its collections walk only what the
+    tests make."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def server():
     from c7n_apigw_certs.sandbox.server import SandboxServer
@@ -37,6 +46,7 @@ def server():
     # counters and answers, never werkzeug's access log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     srv = SandboxServer(port=0).start()
+    freeze_what_lasts()
     yield srv
     srv.stop()
 

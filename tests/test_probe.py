@@ -187,19 +187,19 @@ def test_a_private_certificate_is_verified_through_its_chain(sandbox, tmp_path):
         nginx.stop()
 
 
-RELOADED = ("2026/12/03 12:54:20 [notice] 9001#9001: signal 1 (SIGHUP) received, reconfiguring\n"
-            "2026/12/03 12:54:20 [notice] 9001#9001: start worker processes\n"
-            "2026/12/03 12:54:20 [notice] 9001#9001: start worker process 9376\n")
+SENT = "2026/12/03 12:54:20 [notice] 9400#9400: signal process started\n"
+TAKEN = ("2026/12/03 12:54:20 [notice] 9001#9001: signal 1 (SIGHUP) received from 9400, "
+         "reconfiguring\n2026/12/03 12:54:20 [notice] 9001#9001: reconfiguring\n")
+STARTED = ("2026/12/03 12:54:20 [notice] 9001#9001: start worker processes\n"
+           "2026/12/03 12:54:20 [notice] 9001#9001: start worker process 9376\n")
 REQUEST = ("2026/12/03 12:54:22 [info] 9376#9376: *%d client SSL certificate verify error: "
            "(10:certificate has expired) while reading client request headers\n")
 PROCESS = "2026/12/03 12:54:22 [notice] 9001#9001: worker process %d exited with code 0\n"
 
 
-@pytest.mark.parametrize("line, settles", [(REQUEST, True), (PROCESS, False)])
-def test_a_reload_settles_while_requests_go_on(tmp_path, line, settles):
-    """nginx has started its new workers, and the probe's requests go on logging one line
-    each: the reload has settled. Negative control: lines of the processes that never stop
-    (workers still coming and going) do not let it settle."""
+def settles(tmp_path, logged, line=None, timeout=3):
+    """Whether ``Nginx.settle`` finds the reloads done, with ``logged`` in the log since the
+    reload began, while a line (``line % n``) is added every 20 ms."""
     import threading
     nginx = probe.Nginx.__new__(probe.Nginx)
     nginx.prefix = str(tmp_path)
@@ -207,27 +207,43 @@ def test_a_reload_settles_while_requests_go_on(tmp_path, line, settles):
     log.write_text("before\n")
     since = len(log.read_text())
     with open(log, "a") as fh:
-        fh.write(RELOADED)
+        fh.write(logged)
     stop = threading.Event()
 
-    def requests():
+    def more():
         n = 0
-        while not stop.wait(0.02):
+        while line and not stop.wait(0.02):
             n += 1
             with open(log, "a") as fh:
                 fh.write(line % n)
-    writer = threading.Thread(target=requests)
+    writer = threading.Thread(target=more)
     writer.start()
     try:
-        assert nginx.settle(since, timeout=3, quiet=0.3) is settles
+        return nginx.settle(since, timeout=timeout, quiet=0.3, coalesced=1.0)
     finally:
         stop.set()
         writer.join()
 
 
-def test_a_reload_that_started_no_worker_has_not_settled(tmp_path):
-    nginx = probe.Nginx.__new__(probe.Nginx)
-    nginx.prefix = str(tmp_path)
-    (tmp_path / "error.log").write_text("2026/12/03 12:54:20 [notice] 9001#9001: "
-                                        "signal 1 (SIGHUP) received, reconfiguring\n")
-    assert nginx.settle(0, timeout=1, quiet=0.2) is False
+def test_a_reload_settles_while_requests_go_on(tmp_path):
+    """nginx has started its new workers, and the probe's requests go on logging one line
+    each: the reload has settled."""
+    assert settles(tmp_path, SENT + TAKEN + STARTED, REQUEST)
+
+
+def test_lines_of_the_processes_that_go_on_do_not_settle(tmp_path):
+    """Negative control: workers still coming and going."""
+    assert not settles(tmp_path, SENT + TAKEN + STARTED, PROCESS, timeout=1.2)
+
+
+@pytest.mark.parametrize("logged", [SENT, SENT + TAKEN, SENT + TAKEN + STARTED + SENT + TAKEN],
+                         ids=["not-taken", "no-new-workers", "workers-before-the-last-signal"])
+def test_a_reload_the_master_has_not_acted_on_has_not_settled(tmp_path, logged):
+    """The signal's command has returned but the master has not taken it, or has not started
+    workers since the last it took: a request now may reach an old worker."""
+    assert not settles(tmp_path, logged, timeout=1.2)
+
+
+def test_two_signals_taken_as_one_settle_once_quiet(tmp_path):
+    """Two reloads signalled together, one reconfiguration: settled after ``coalesced``."""
+    assert settles(tmp_path, SENT + SENT + TAKEN + STARTED)

@@ -162,17 +162,23 @@ def run_demo(policy="policies/expiring.yml", output_dir="out",
 
 
 def custodian_command(output_dir, policy, day=0, regions=REGIONS):
-    """The ``custodian run`` a user types, and the command that runs it ``day`` days on, its
-    waits (the deployment pacing, the pause before its fresh listing, retry back-off) passing
-    on the sandbox's clock and its own as its days do (``timeshift --sandbox-sleep``): the
-    sandbox's deployment rate still counts them, only the wall clock does not wait."""
+    """The ``custodian run`` a user types, and the command that runs it ``day`` days on. On a
+    later day its waits (the deployment pacing, the pause before its fresh listing, retry
+    back-off) pass on the sandbox's clock and its own, as its days do (``timeshift
+    --sandbox-sleep``; the sandbox's deployment rate still counts them). Day 0 is today and
+    its waits are real: the certificates the sandbox makes that day must not be dated ahead of
+    the real clock, by which the TLS probe's nginx checks them ("certificate is not yet
+    valid")."""
     regions = [arg for r in regions for arg in ("--region", r)]
     # --cache-period 0: c7n caches listings for 15 minutes by account id, and every sandbox
     # uses the same account id: a cache would show the previous sandbox's estate.
     args = ["run", "--cache-period", "0", "-s", output_dir] + regions + [policy]
+    shown = "$ custodian " + " ".join(args)
+    if not day:
+        return shown, [find_command("custodian")] + args
     shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", "--sandbox-sleep",
              str(day * 86400)]
-    return "$ custodian " + " ".join(args), shift + ["custodian"] + args
+    return shown, shift + ["custodian"] + args
 
 
 def audit(env, policy, output_dir):
@@ -241,8 +247,8 @@ def staged_rotation(sandbox, env, policy, output_dir):
     from .remote import SandboxClient
     control = SandboxClient(sandbox.env["AWS_ENDPOINT_URL"])
     print("\nThe staged rotation (%s), one run a day as a schedule would run it; days are "
-          "simulated: the sandbox's clock and custodian's are moved on together, and the runs' "
-          "waits (the deployment pacing) pass on those clocks too.\n" % policy)
+          "simulated: the sandbox's clock and custodian's are moved on together, and a later "
+          "day's waits (the deployment pacing) pass on those clocks too.\n" % policy)
     previous = 0
     with tls_proof(control, env, policy, output_dir) as proof:
         for day in ROTATION_DAYS:

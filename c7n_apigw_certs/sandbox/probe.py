@@ -434,20 +434,31 @@ class Nginx:
         except FileNotFoundError:
             return 0
 
-    def settle(self, since, timeout=15, quiet=0.3):
+    def settle(self, since, timeout=15, quiet=0.3, coalesced=1.0):
         """Wait for the reloads signalled after the log had ``since`` bytes: nginx starts new
-        workers after the signal's command has returned (fact 158). Done when the log shows
-        new workers started since then and its lines of the processes (not of requests: the
-        probe's go on meanwhile) have been quiet for ``quiet`` seconds."""
+        workers after the signal's command has returned (fact 158). In the error log
+        (measured, nginx 1.22.1), each ``nginx -s reload`` writes ``signal process started``
+        before it exits, and the master, once it acts, ``signal 1 (SIGHUP) received ...,
+        reconfiguring`` and then ``start worker processes``. Done when the master has taken a
+        signal for each one sent, new workers started after the last, and the processes'
+        lines (not the requests': the probe's go on meanwhile) have been quiet for ``quiet``
+        seconds; signals that came together may be taken as one, so after ``coalesced``
+        quiet seconds fewer taken than sent will do. False at ``timeout``."""
         deadline = time.monotonic() + timeout
         last, changed = None, time.monotonic()
         while time.monotonic() < deadline:
-            text = "".join(line for line in self.log()[since:].splitlines(True)
-                           if not CONNECTION_LINE.search(line))
-            if text != last:
-                last, changed = text, time.monotonic()
-            elif "start worker process" in text and time.monotonic() - changed >= quiet:
-                return True
+            lines = [line for line in self.log()[since:].splitlines()
+                     if not CONNECTION_LINE.search(line)]
+            if lines != last:
+                last, changed = lines, time.monotonic()
+            else:
+                sent = sum("signal process started" in line for line in lines)
+                taken = [i for i, line in enumerate(lines) if "(SIGHUP) received" in line]
+                started = [i for i, line in enumerate(lines) if "start worker process" in line]
+                still = time.monotonic() - changed
+                if taken and started and started[-1] > taken[-1] and still >= quiet and (
+                        len(taken) >= sent or still >= coalesced):
+                    return True
             time.sleep(0.05)
         return False
 

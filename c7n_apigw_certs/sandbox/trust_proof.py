@@ -138,10 +138,13 @@ class Backends:
                     "--format", FORMATS[self.mode]]
             if reload:
                 args += ["--reload", self.nginx.reload_command]
-            if self.launch:  # one after the other, as the caller runs them
+            if self.launch:  # one after the other, each reload settled before the next
+                since = self.nginx.log_size()
                 done = self.launch(args, self.env)
-                self.syncs.append((stage.label, done.returncode,
-                                   (done.stdout + done.stderr).strip()))
+                output = (done.stdout + done.stderr).strip()
+                self.syncs.append((stage.label, done.returncode, output))
+                if reload and " updated from " in output:
+                    self.nginx.settle(since)
                 continue
             running.append((stage.label, subprocess.Popen(
                 args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
