@@ -12,7 +12,9 @@ SOURCES := setup.py c7n_apigw_certs.pth $(shell find c7n_apigw_certs -name '*.py
 $(BIN)/.installed: $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	rm -rf build  # setuptools' build/lib keeps modules since moved or deleted: they would ship
-	$(BIN)/python -m pip install --quiet ".[sandbox,test]"
+	# --no-compile: no bytecode for the thousands of modules (moto's) never imported; those
+	# imported are compiled on first import, once.
+	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check ".[sandbox,test]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -45,14 +45,17 @@ def sandbox(sandbox):
 
 def run_frozen(control, tmp_path, policy, regions=(REGION,), check=True, extra=(), at=AT):
     """``custodian run`` with its clock frozen at ``at`` (AT), where the sandbox stands: the
-    days to expiry are exact to the second. Returns ({region: resources}, the process)."""
+    days to expiry are exact to the second. Its waits (retry back-off) move both clocks on
+    instead of waiting (timeshift --sandbox-sleep). Returns ({region: resources}, the
+    process)."""
     out = tmp_path / "out"
     shutil.rmtree(out, ignore_errors=True)
     args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
     for region in regions:
         args += ["--region", region]
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
-    proc = run_at("@" + at.isoformat(), "custodian", args + [path], control.env, check)
+    proc = run_at("@" + at.isoformat(), "custodian", args + [path], control.env, check,
+                  sandbox_sleep=True)
     return read_output(out, regions), proc
 
 

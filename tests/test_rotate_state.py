@@ -365,10 +365,12 @@ def test_a_record_lost_to_a_stale_write_stops_the_next_run_safely(sandbox, tmp_p
 
 # -- 5. one clock: AWS's ---------------------------------------------------------------------
 def frozen_run(sandbox, tmp_path, policy, at, check=True):
-    """``custodian run`` frozen at the instant ``at`` (ISO), as the sandbox stands there."""
+    """``custodian run`` frozen at the instant ``at`` (ISO), as the sandbox stands there; its
+    waits move both clocks on instead of waiting (timeshift --sandbox-sleep)."""
     path = write_policy(tmp_path, policy)
     return run_at("@" + at, "custodian", ["run", "--cache-period", "0", "-s",
-                                          str(tmp_path / "out"), path], sandbox.env, check)
+                                          str(tmp_path / "out"), path], sandbox.env, check,
+                  sandbox_sleep=True)
 
 
 AT = "2026-11-20T12:00:00+00:00"
