@@ -31,6 +31,19 @@ def pytest_configure(config):
     share_botocore_data()  # botocore's data files parsed once for this process (tests/warm.py)
 
 
+# The longest tests (measured: pytest --durations): started first, so that none of them is
+# still running alone at the end while the other workers have finished.
+LONGEST_FIRST = ("tests/test_demo.py::", "tests/test_trust_proof.py::",
+                 "tests/test_rotate_e2e.py::test_stage_presenting_old_until_redeploy",
+                 "tests/test_forgery.py::test_plan_says_what_each_following_run_does",
+                 "tests/test_rotate_safety.py::test_two_runs_at_once")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first, the rest in their order (the same on every worker)."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
+
+
 def freeze_what_lasts():
     """The objects made so far (imports, botocore's data, the sandbox server's moto) last the
     whole session: out of the garbage collector's sight, so its collections walk only what the
