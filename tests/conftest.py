@@ -1,6 +1,5 @@
 """Shared fixtures: one sandbox server for the session, reset before each test that uses it,
 and helpers that run the real ``custodian`` and ``c7n-org`` command lines against it."""
-import gc
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ from botocore.config import Config
 
 from c7n_apigw_certs.sandbox.remote import SandboxClient, environment
 from c7n_apigw_certs.sandbox.seed import create_rest_stage
-from warm import share_botocore_data
+from warm import freeze_what_lasts, share_botocore_data
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -42,14 +41,6 @@ LONGEST_FIRST = ("tests/test_demo.py::", "tests/test_trust_proof.py::",
 def pytest_collection_modifyitems(config, items):
     """The longest tests first, the rest in their order (the same on every worker)."""
     items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
-
-
-def freeze_what_lasts():
-    """The objects made so far (imports, botocore's data, the sandbox server's moto) last the
-    whole session: out of the garbage collector's sight, so its collections walk only what the
-    tests make."""
-    gc.collect()
-    gc.freeze()
 
 
 @pytest.fixture(scope="session")
@@ -258,13 +249,16 @@ TIMESHIFT = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
 
 def launch(cmd, env):
     """A command line another module built to start as a new process (sandbox/trust_proof.py:
-    ``timeshift ... custodian ...`` and the installed ``c7n-apigw-certs``), started from the
-    warm interpreter instead; a ``subprocess.CompletedProcess`` either way."""
+    ``timeshift ... custodian ...`` and the installed ``c7n-apigw-certs``), started as
+    ``run_at`` and ``run_cli`` start theirs (``_launch``: warm for WARM_COMMANDS)."""
     if cmd[:len(TIMESHIFT)] == TIMESHIFT:
-        return WARM.run(["timeshift"] + cmd[len(TIMESHIFT):], env, timeout=600)
-    if os.path.dirname(cmd[0]) == BIN:
-        return WARM.run([os.path.basename(cmd[0])] + cmd[1:], env, timeout=600)
-    raise ValueError("not an installed command line: %s" % cmd)
+        shift = cmd[len(TIMESHIFT):]  # [--sandbox-sleep] SECONDS|@INSTANT command args...
+        command = shift[(shift[0] == "--sandbox-sleep") + 1]
+        return _launch(command, ["timeshift"] + shift, cmd, env, False, timeout=600)
+    if os.path.dirname(cmd[0]) != BIN:
+        raise ValueError("not an installed command line: %s" % cmd)
+    command = os.path.basename(cmd[0])
+    return _launch(command, [command] + cmd[1:], cmd, env, False, timeout=600)
 
 
 def read_output(out, regions):

@@ -61,11 +61,10 @@ def share_botocore_data():
     tests' own process (tests/conftest.py)."""
     import boto3
     import botocore.loaders
-    shared = {}
     original = botocore.loaders.Loader.__init__
-
     if getattr(original, "shared_data", False):
         return
+    shared = {}
     loader = botocore.loaders.Loader
     default = [loader.CUSTOMER_DATA_PATH, loader.BUILTIN_DATA_PATH]
 
@@ -80,6 +79,16 @@ def share_botocore_data():
     for service in SERVICES:
         session.client(service)
     session.get_available_regions("apigateway")
+
+
+def freeze_what_lasts():
+    """What this process has made so far lives as long as it does: out of the garbage
+    collector's sight, so that its collections (and, in a forked command, the pages they would
+    copy) walk only what is made later. About half of a warm command's time went into those
+    collections. Called before the forks and by each test worker once its server runs
+    (tests/conftest.py)."""
+    gc.collect()
+    gc.freeze()
 
 
 def late_bound_sleep():
@@ -145,11 +154,7 @@ def child(request):
 
 def serve():
     warm_up()
-    # What the warm-up made lives as long as this process: out of the collector's sight, so
-    # that no command's collections walk (and, forked, copy the pages of) every object of the
-    # imports; about half of a warm command's time went into those collections.
-    gc.collect()
-    gc.freeze()
+    freeze_what_lasts()
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing of ours ever mixes in the answers
     for line in sys.stdin:
