@@ -34,8 +34,7 @@ def pytest_configure(config):
 # still running alone at the end while the other workers have finished.
 LONGEST_FIRST = ("tests/test_demo.py::", "tests/test_trust_proof.py::",
                  "tests/test_rotate_e2e.py::test_stage_presenting_old_until_redeploy",
-                 "tests/test_forgery.py::test_plan_says_what_each_following_run_does",
-                 "tests/test_rotate_safety.py::test_two_runs_at_once")
+                 "tests/test_forgery.py::test_plan_says_what_each_following_run_does")
 
 
 def pytest_collection_modifyitems(config, items):
