@@ -251,6 +251,17 @@ def test_tags_are_merged_into_what_the_certificate_has_now():
     assert plan.merged({}, {LATE: ago(1)}, []) == {LATE: ago(1)}
 
 
+def test_a_rival_publication_after_a_switch_keeps_the_first_published_at():
+    """Two runs race: the rival published and switched; ours listed before and publishes
+    after. ``published-at`` keeps the first publication (a later one would date it after the
+    switch, a state every later run refuses), while a gate keeps the later time."""
+    current = {SUCCESSOR: "new", PUBLISHED: ago(2), SWITCHED: ago(1)}
+    assert plan.merged(current, {PUBLISHED: ago(0)}, []) == {}
+    assert plan.merged(current, {PUBLISHED: ago(3)}, []) == {PUBLISHED: ago(3)}
+    assert plan.merged(current, {SWITCHED: ago(0)}, []) == {SWITCHED: ago(0)}
+    assert plan.merged(current, {SWITCHED: ago(3)}, []) == {}
+
+
 # -- what a forged tag cannot steer -------------------------------------------------------
 CREATED = NOW - datetime.timedelta(days=355)
 

@@ -461,13 +461,18 @@ def merged(current, ours, edits):
     """The tags to write: ``ours`` (values) and ``edits`` (``[(key, label, add)]`` on stage
     lists) applied to the certificate's tags as they are ``current``ly, not as the run first
     listed them, so that another run's entries survive. Of two times of a gate, the later one
-    stays (the safe side). Only the keys that change."""
+    stays (the safe side); but ``published-at`` says when trust was first published, so the
+    earlier stays: a run that listed before a rival published, and published again after the
+    rival switched, must not date the publication after that switch (a state every later run
+    refuses). Switching still waits for every destination's own record and checks that the
+    bundles hold the certificates (``Trust.lacking``). Only the keys that change."""
     out = {}
     for key, value in ours.items():
         if key in TIME_TAGS or key.startswith(TRUST):
             mine, theirs = (tag_time({key: v.partition(SEPARATOR)[0]}, key) if v else None
                             for v in (value, current.get(key)))
-            if theirs is not None and mine is not None and theirs > mine:
+            if theirs is not None and mine is not None and (
+                    theirs < mine if key == PUBLISHED else theirs > mine):
                 value = current[key]
         if current.get(key) != value:
             out[key] = value
