@@ -81,6 +81,37 @@ def test_root_and_subordinate_are_real_cas(sandbox, cas):
     assert sorted(names) == sorted([root["arn"], issuing["arn"]])
 
 
+def public_key_of(pem):
+    return load(pem).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_no_two_cas_share_a_key_and_only_a_reset_frees_them(sandbox):
+    """Keys come from a sequence (sandbox/certificates.py, CA_KEYS): never another live CA's,
+    in any region; a reset (no CA left) lets the next CAs take them again."""
+    made = [sandbox.create_private_ca(region, "Root %d" % n)
+            for n, region in enumerate([REGION, REGION, "eu-west-1"])]
+    made.append(sandbox.create_private_ca(REGION, "Issuing", parent_arn=made[0]["arn"]))
+    keys = [public_key_of(ca["certificate_pem"]) for ca in made]
+    assert len(set(keys)) == len(keys)
+    sandbox.reset()
+    again = sandbox.create_private_ca(REGION, "Root again")
+    assert public_key_of(again["certificate_pem"]) == keys[0]
+
+
+def test_an_import_with_a_bad_key_is_refused(sandbox):
+    acm = client("acm")
+    pem = sandbox.create_acm_certificate(REGION, "imported", 30)
+    got = acm.get_certificate(CertificateArn=pem["arn"])
+    key = sandbox.private_key_pem(pem["arn"]).encode()
+    for bad in (b"not a key", key.replace(b"A", b"B", 40)):
+        with pytest.raises(ClientError, match="The private key is not PEM-encoded or is not "
+                                              "valid"):
+            acm.import_certificate(Certificate=got["Certificate"].encode(), PrivateKey=bad)
+    again = acm.import_certificate(Certificate=got["Certificate"].encode(), PrivateKey=key)
+    assert again["CertificateArn"] != pem["arn"]
+
+
 def test_ageing_a_ca_keeps_what_it_signed_valid_and_can_expire_it(sandbox, cas):
     root, issuing = cas
     arn = make_acm_cert(sandbox, "private", 200, ca_arn=issuing["arn"])

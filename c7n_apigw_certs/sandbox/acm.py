@@ -42,7 +42,7 @@ from moto.acm.responses import AWSCertificateManagerResponse
 from moto.core.responses import ActionResult, EmptyResult
 
 from . import acmpca
-from .certificates import KEY_TYPES, key_pem, key_type_of, pooled_key
+from .certificates import KEY_TYPES, key_pem, key_type_of, load_private_key, pooled_key
 from .controls import CONTROLS
 
 # One RequestCertificate at a time: an idempotency token is one request to ACM ("ACM recognizes
@@ -207,6 +207,15 @@ class SandboxCertificate(CertBundle):
         self.revocation_reason = None
         # Who signs its next version (``renew``): ("pca", CA ARN) or ("outside", root name).
         self.signer = ("pca", ca_arn) if ca_arn else ("outside", IMPORT_ISSUER)
+
+    def validate_pk(self):
+        """As moto's: the key must be a PEM private key. The sandbox's keys repeat (a small
+        pool, ``certificates.pooled_key``), so each is parsed and checked once per process."""
+        try:
+            return load_private_key(bytes(self.key))
+        except Exception:
+            raise AWSValidationException(
+                "The private key is not PEM-encoded or is not valid.") from None
 
     # moto checks dates against the real clock; the sandbox, against its own.
     def validate_certificate(self):

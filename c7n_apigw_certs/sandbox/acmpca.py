@@ -18,19 +18,27 @@ moto's Private CA keeps a CA's key and certificate; the sandbox adds:
 - ``issue_end_entity()``: a leaf signed by the CA with the end-entity template's extensions
   (digitalSignature, keyEncipherment; serverAuth and clientAuth), which ACM's private
   certificates use (``acm.py``).
+
+Not behaviour, cost: moto generates a new RSA-2048 key for each CA, and decrypts and checks it
+again on every signature (its ``key`` property); here a new CA takes the next key of
+``certificates.CA_KEYS`` (never another live CA's), and each key is loaded once per process
+(``certificates.load_private_key``). Together they took a sixth of the test suite's time.
 """
 import datetime
 import functools
 import json
+import types
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from moto.acmpca import urls
+from moto.acmpca import models, urls
 from moto.acmpca.exceptions import InvalidStateException, ResourceNotFoundException
 from moto.acmpca.models import CertificateAuthority, acmpca_backends
 from moto.acmpca.responses import ACMPCAResponse
 
+from .certificates import CA_KEYS, load_private_key
 from .controls import CONTROLS
 
 DEFAULT_CA_DAYS = 3650
@@ -274,6 +282,28 @@ class SandboxACMPCAResponse(ACMPCAResponse):
             ca.sandbox_validity = None
 
 
+class _CAKeys(types.ModuleType):
+    """cryptography's ``rsa`` module as moto's Private CA module sees it: the same, except that
+    the RSA-2048 key moto makes for a new CA is the next of ``CA_KEYS``."""
+
+    def __init__(self):
+        super().__init__(rsa.__name__)
+
+    def __getattr__(self, name):
+        return getattr(rsa, name)
+
+    @staticmethod
+    def generate_private_key(public_exponent, key_size, backend=None):
+        if (public_exponent, key_size) == (65537, 2048):
+            return CA_KEYS.take()
+        return rsa.generate_private_key(public_exponent, key_size)
+
+
+def _loaded_key(self):
+    """The CA's private key, loaded once per process (moto's ``key`` loads it on each use)."""
+    return load_private_key(self.private_bytes, self.password)
+
+
 def ca_not_found(arn):
     return ResourceNotFoundException(arn)
 
@@ -286,6 +316,8 @@ def install():
             urls.url_paths[pattern] = SandboxACMPCAResponse.dispatch
     CertificateAuthority.generate_cert = _generate_cert(CertificateAuthority.generate_cert)
     CertificateAuthority.to_json = _to_json(CertificateAuthority.to_json)
+    CertificateAuthority.key = property(_loaded_key)
+    models.rsa = _CAKeys()
 
 
 def private_key_pem(arn):

@@ -15,8 +15,16 @@ certificate is still its own X.509 certificate with its own serial and validity;
 key may repeat. AWS keeps the private key (fact 2); the sandbox keeps it too, on the certificate
 (``ClientCertificate.key``), so that a TLS probe can present what a stage presents
 (``controls.private_key_pem``).
+
+A private CA's key, unlike a certificate's, is never shared with another CA of the sandbox:
+two CAs with one key would verify each other's certificates wherever their names match.
+``CA_KEYS`` hands each new CA the next key of a sequence, and only a reset of the whole sandbox
+(``server.py``, ``POST /_sandbox/reset``: no CA is left) starts the sequence again, so that a
+test's CAs reuse the keys an earlier test's CAs had instead of generating their own. A PEM key
+is parsed (and, for RSA, checked) once per process: ``load_private_key``.
 """
 import datetime
+import functools
 import random
 import secrets
 import string
@@ -65,6 +73,39 @@ def pooled_key(key_type="RSA_2048"):
             pool.append(KEY_TYPES[key_type]())
             return pool[-1]
         return random.choice(pool)
+
+
+class KeySequence:
+    """Keys of one type, each handed out once until ``rewind()``; generated on first need."""
+
+    def __init__(self, key_type="RSA_2048"):
+        self.make = KEY_TYPES[key_type]
+        self._keys = []
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            if self._next == len(self._keys):
+                self._keys.append(self.make())
+            self._next += 1
+            return self._keys[self._next - 1]
+
+    def rewind(self):
+        """Every key handed out so far is free again: call only when none is in use."""
+        with self._lock:
+            self._next = 0
+
+
+CA_KEYS = KeySequence("RSA_2048")  # moto's Private CA makes RSA-2048 keys only (acmpca.py)
+
+
+@functools.lru_cache(maxsize=256)
+def load_private_key(pem, password=None):
+    """``serialization.load_pem_private_key``, once per PEM (bytes) and password: the loaded
+    key is immutable, and loading an RSA key checks it, which costs about as much as a
+    signature. Raises as that function raises, and caches no failure."""
+    return serialization.load_pem_private_key(pem, password=password)
 
 
 def key_type_of(key):

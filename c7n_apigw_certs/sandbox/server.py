@@ -54,6 +54,7 @@ with ``date_header: false`` (``controls.Switches``).
 """
 import datetime
 import email.utils
+import functools
 import io
 import json
 import socket
@@ -61,6 +62,7 @@ import struct
 import threading
 
 import moto.backends
+import moto.core.responses
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
@@ -72,6 +74,7 @@ from moto.core.request import Request
 
 from . import apigateway, config
 from .apigateway import create_certificate
+from .certificates import CA_KEYS
 from .controls import CONTROLS
 from .gate import ConnectionReset, gate
 from .tags import current_tags, parse, put_tags
@@ -180,6 +183,7 @@ def _control(method, name, body, query):
     if name == "reset" and method == "POST":
         CONTROLS.reset()
         moto_api_backend.reset()
+        CA_KEYS.rewind()  # no CA is left: the next ones may take the keys again
         return {"reset": True}
     raise KeyError(name)
 
@@ -195,6 +199,11 @@ class SandboxApp:
         # while the server runs, so it is listed once. A fifth of the server's time went there.
         modules = tuple(moto.backends.list_of_moto_modules())
         moto.backends.list_of_moto_modules = lambda: modules
+        # And each response lists its class's methods (inspect.getmembers) to find the action's:
+        # the classes are complete before the server starts, so each is listed once.
+        listed = moto.core.responses.method_names_from_class
+        if not hasattr(listed, "cache_info"):
+            moto.core.responses.method_names_from_class = functools.cache(listed)
 
     def control(self, environ, start_response):
         request = Request(environ)
