@@ -45,12 +45,16 @@ setup(
     extras_require={
         # The sandbox patches moto's API Gateway internals: pinned to the minor it was built on.
         # Services beyond API Gateway: stores (ssm, s3), templates (cloudformation), signals
-        # (cloudwatch, events, sqs), Lambda modes and AWS Config (awslambda, iam, logs, config),
+        # (cloudwatch, events, sqs), Lambda modes and AWS Config (lambda, iam, logs, config),
         # ACM certificates on stages and their private CAs (acm, acmpca).
-        # cryptography mints the sandbox's real X.509 certificates (sandbox/certificates.py);
-        # 43 has the client-certificate path verifier the ACM tests check chains with.
-        "sandbox": ["moto[server,apigateway,apigatewayv2,acm,acmpca,ssm,s3,sts,cloudformation,"
-                    "cloudwatch,config,events,sqs,awslambda,iam,logs]>=5.2.5,<5.3",
+        # Not moto's extras "server", "cloudformation" or "awslambda": beyond flask they add
+        # cfn-lint (with sympy and networkx: a third of a fresh install's time), docker and the
+        # Step Functions parser, which moto imports only to lint a template (ValidateTemplate),
+        # run a function in a container (Invoke) or run a state machine; the sandbox does none.
+        # What moto's server and its CloudFormation stacks do import is listed instead.
+        "sandbox": ["moto[apigateway,apigatewayv2,acm,acmpca,ssm,s3,sts,cloudwatch,config,"
+                    "events,sqs,iam,logs]>=5.2.5,<5.3",
+                    "flask!=2.2.0,!=2.2.1", "flask-cors",  # moto's server ("server" extra)
                     "cryptography>=43",
                     # The demo's simulated days (sandbox/timeshift.py).
                     "freezegun"],

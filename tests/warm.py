@@ -37,6 +37,13 @@ def warm_up():
     import botocore.session  # noqa: F401
     import freezegun  # noqa: F401
     import c7n_apigw_certs.sandbox.timeshift  # noqa: F401
+    # What c7n's load_providers("aws") imports for every policy command
+    # (c7n/resources/__init__.py): c7n's own modules, none of the plugin's (apigw is not
+    # among them: its stages bring the plugin's filters).
+    import c7n.resources.securityhub  # noqa: F401
+    import c7n.resources.sfn  # noqa: F401
+    import c7n.resources.ssm  # noqa: F401
+    import cryptography.x509  # noqa: F401  (trust-sync checks the certificates it writes)
     share_botocore_data()
     # Not the plugin's modules (entry.py and what it imports): they import in each command,
     # after its clock is moved, as in a new interpreter (stages.py binds time.sleep and
