@@ -15,7 +15,7 @@ PKG = "c7n_apigw_certs"
 # The sources, not the installed copy: a change is held to the rule before `make install`.
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), PKG)
 # Core: modules every folder may import; they import nothing of the package themselves.
-CORE = ("iam", "handler")
+CORE = ("iam", "handler", "clients")
 # Each folder may import the core, itself and the folders before it.
 LAYERS = ("audit", "trust", "rotation", "migration", "signals")
 # What wires the folders together (initialize(), the .pth hook, c7n's resource map entry, the

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import local_session
 
 from . import pem
+from ..clients import client
 from .usage import pages, retry
 
 log = logging.getLogger("custodian.apigw-client-certificate")
@@ -115,8 +116,8 @@ class Reader:
         """The ACM and ACM PCA clients, made when a stage first presents an ACM ARN."""
         if self.acm is None:
             session = local_session(self.session_factory)
-            self.acm = session.client("acm", region_name=self.region)
-            self.pca = session.client("acm-pca", region_name=self.region)
+            self.acm = client(session, "acm", self.region)
+            self.pca = client(session, "acm-pca", self.region)
 
     def records(self, users):
         """One record per ACM ARN in ``users`` ({certificate id or ARN: stages}), in the

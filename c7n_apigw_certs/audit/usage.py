@@ -11,6 +11,8 @@ import logging
 from c7n.query import QueryResourceManager, RetryPageIterator
 from c7n.utils import local_session
 
+from ..clients import client
+
 log = logging.getLogger("custodian.apigw-client-certificate")
 
 REST = "REST"
@@ -94,8 +96,8 @@ def websocket_stages(client):
 def all_stages(session_factory, region):
     """Fresh listings of every stage that references a certificate, REST and WebSocket."""
     session = local_session(session_factory)
-    yield from rest_stages(session.client("apigateway", region_name=region))
-    yield from websocket_stages(session.client("apigatewayv2", region_name=region))
+    yield from rest_stages(client(session, "apigateway", region))
+    yield from websocket_stages(client(session, "apigatewayv2", region))
 
 
 def stages_by_certificate(session_factory, region):

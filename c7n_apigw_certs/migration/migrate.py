@@ -30,6 +30,7 @@ from c7n.exceptions import PolicyValidationError
 from c7n.utils import type_schema
 
 from ..audit import acm, owners
+from ..clients import client
 from ..trust import bundles
 from ..rotation import plan
 from ..rotation.plan import PREDECESSOR, SUCCESSOR, Failed, stamp
@@ -191,8 +192,8 @@ class Migration(Rotation):
     """A rotation run whose successors are ACM private certificates of one CA."""
 
     def successor_source(self, session, region):
-        self.authority = Authority(self, session.client("acm-pca", region_name=region))
-        return PrivateCertificates(self, session.client("acm", region_name=region),
+        self.authority = Authority(self, client(session, "acm-pca", region))
+        return PrivateCertificates(self, client(session, "acm", region),
                                    self.authority)
 
     def execute(self):

@@ -11,6 +11,7 @@ import threading
 import time
 
 from ..audit.usage import REST, WEBSOCKET
+from ..clients import client
 
 DEPLOY_INTERVAL = 5.0  # seconds between CreateDeployment calls of one account (fact 24)
 
@@ -97,5 +98,5 @@ ADAPTERS = (RestStages, WebSocketStages)
 def adapters(session, region, retry):
     """{protocol: adapter} sharing one deployment pacer (the limit is per account)."""
     pacer = Pacer()
-    return {cls.protocol: cls(session.client(cls.service, region_name=region), retry, pacer)
+    return {cls.protocol: cls(client(session, cls.service, region), retry, pacer)
             for cls in ADAPTERS}

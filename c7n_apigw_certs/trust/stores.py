@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from c7n.utils import local_session
 
 from . import bundles
+from ..clients import client
 from ..iam import wildcard
 
 log = logging.getLogger("custodian.apigw-client-certificate")
@@ -428,9 +429,9 @@ class Stores:
         if location.type not in self.adapters:
             kind = STORES[location.type]
             session = local_session(self.session_factory)
-            clients = [session.client(kind.service, region_name=self.region)]
+            clients = [client(session, kind.service, self.region)]
             if getattr(kind, "extra_service", None):
-                clients.append(session.client(kind.extra_service, region_name=self.region))
+                clients.append(client(session, kind.extra_service, self.region))
             self.adapters[location.type] = kind(clients[0], self.retry, *clients[1:])
         return self.adapters[location.type]
 
