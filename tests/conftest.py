@@ -207,12 +207,14 @@ def run_cli(command, args, env, check=True, cold=False):
 
 
 def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extra=(), days=0,
-                  real_waits=False):
+                  real_waits=False, at=None):
     """``custodian run`` on one policy; returns {region: resources} and the process.
     ``days`` moves the custodian process's clock (sandbox/timeshift.py); move the sandbox's
-    with it. The run's waits (deployment pacing, retry back-off) pass on the sandbox's clock
-    and the run's own (timeshift ``--sandbox-sleep``), not the wall clock: the tests are about
-    what the run does, not how long it takes. ``real_waits=True`` waits on the wall clock, for
+    with it. ``at`` (a datetime or an ISO instant) freezes the process's clock there instead:
+    with the sandbox's frozen at the same instant, days to expiry are exact to the second.
+    The run's waits (deployment pacing, retry back-off) pass on the sandbox's clock and the
+    run's own (timeshift ``--sandbox-sleep``), not the wall clock: the tests are about what
+    the run does, not how long it takes. ``real_waits=True`` waits on the wall clock, for
     the test that proves the pacing against the sandbox's real-time rate."""
     path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
     out = tmp_path / "out"
@@ -220,7 +222,11 @@ def custodian_run(control, tmp_path, policy, regions=(REGION,), check=True, extr
     args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
     for region in regions:
         args += ["--region", region]
-    if real_waits and not days:
+    if at is not None:
+        when = "@" + (at if isinstance(at, str) else at.isoformat())
+        proc = run_at(when, "custodian", args + [path], control.env, check,
+                      sandbox_sleep=not real_waits)
+    elif real_waits and not days:
         proc = run_cli("custodian", args + [path], control.env, check=check)
     else:
         proc = run_at(days * 86400, "custodian", args + [path], control.env, check,

@@ -3,7 +3,6 @@ read back from the sandbox's CloudWatch (values, dimensions, namespace, timestam
 import datetime
 import pathlib
 import re
-import shutil
 
 import pytest
 from c7n.config import Config
@@ -12,8 +11,8 @@ from c7n.policy import Policy
 from c7n.resources import load_resources
 from c7n.schema import generate, validate
 from conftest import (
-    ACCOUNT, REGION, api_calls, client, make_cert, make_rest_stage,
-    make_websocket_stage, read_output, run_at, write_policy)
+    ACCOUNT, REGION, api_calls, client, custodian_run, make_cert, make_rest_stage,
+    make_websocket_stage)
 
 from c7n_apigw_certs import iam
 from c7n_apigw_certs.signals.metrics import DEFAULT_METRIC_NAME, DEFAULT_NAMESPACE, MAX_DATA
@@ -48,15 +47,7 @@ def run_frozen(control, tmp_path, policy, regions=(REGION,), check=True, extra=(
     days to expiry are exact to the second. Its waits (retry back-off) move both clocks on
     instead of waiting (timeshift --sandbox-sleep). Returns ({region: resources}, the
     process)."""
-    out = tmp_path / "out"
-    shutil.rmtree(out, ignore_errors=True)
-    args = ["run", "--cache-period", "0", "-s", str(out)] + list(extra)
-    for region in regions:
-        args += ["--region", region]
-    path = policy if isinstance(policy, str) else write_policy(tmp_path, policy)
-    proc = run_at("@" + at.isoformat(), "custodian", args + [path], control.env, check,
-                  sandbox_sleep=True)
-    return read_output(out, regions), proc
+    return custodian_run(control, tmp_path, policy, regions, check, extra, at=at)
 
 
 def cert_at(control, description, expires, region=REGION, **extra):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (
-    ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, run_at, write_policy)
+    ACCOUNT, REGION, client, custodian_run, make_cert, make_rest_stage, write_policy)
 from test_rotate_safety import (
     BUCKET, PER_STAGE, S3_KEY, SSM_NAME, Estate, certificates, read_bundle, records, rotate,
     successors_of)
@@ -367,10 +367,7 @@ def test_a_record_lost_to_a_stale_write_stops_the_next_run_safely(sandbox, tmp_p
 def frozen_run(sandbox, tmp_path, policy, at, check=True):
     """``custodian run`` frozen at the instant ``at`` (ISO), as the sandbox stands there; its
     waits move both clocks on instead of waiting (timeshift --sandbox-sleep)."""
-    path = write_policy(tmp_path, policy)
-    return run_at("@" + at, "custodian", ["run", "--cache-period", "0", "-s",
-                                          str(tmp_path / "out"), path], sandbox.env, check,
-                  sandbox_sleep=True)
+    return custodian_run(sandbox, tmp_path, policy, check=check, at=at)[1]
 
 
 AT = "2026-11-20T12:00:00+00:00"

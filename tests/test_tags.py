@@ -3,7 +3,6 @@
 import datetime
 import pathlib
 import re
-import shutil
 
 import pytest
 from c7n.config import Config
@@ -12,7 +11,7 @@ from c7n.policy import Policy
 from c7n.resources import load_resources
 from conftest import (
     ACCOUNT, REGION, api_calls, assume_role_allowed, client, custodian_run, make_cert,
-    make_rest_stage, read_output, run_at, write_policy)
+    make_rest_stage, write_policy)
 
 from c7n_apigw_certs import iam
 from c7n_apigw_certs.audit.resource import certificate_arn
@@ -44,12 +43,7 @@ def only(*cert_ids):
 def run_frozen(control, tmp_path, data, at, check=True):
     """``custodian run`` with its clock frozen at ``at`` (the sandbox's set there too)."""
     control.set_now(at.isoformat(), tick=False)
-    out = tmp_path / "out"
-    shutil.rmtree(out, ignore_errors=True)
-    args = ["run", "--cache-period", "0", "-s", str(out), "--region", REGION,
-            write_policy(tmp_path, data)]
-    proc = run_at("@" + at.isoformat(), "custodian", args, control.env, check)
-    return read_output(out, (REGION,)), proc
+    return custodian_run(control, tmp_path, data, check=check, at=at)
 
 
 # -- tag, remove-tag --------------------------------------------------------------------------
