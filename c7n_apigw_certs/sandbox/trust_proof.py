@@ -129,9 +129,11 @@ class Backends:
         self.syncs = []  # (stage label, exit status, output) of every trust-sync run
 
     def sync(self, reload=True):
-        """trust-sync for every backend at once, each as its own host would run it."""
+        """trust-sync for every backend at once, each as its own host would run it; returns
+        how many files changed, once nginx runs the workers that read them (``settle``)."""
         command = find_command("c7n-apigw-certs")
         running = []
+        since = self.nginx.log_size()
         for stage in self.stages:
             args = [command, "trust-sync", "--from", self.sources[stage.label], "--to",
                     self.files[stage.label], "--region", stage.region,
@@ -157,7 +159,10 @@ class Backends:
         if failed:
             raise probe.ProbeError("trust-sync failed: %s" % "; ".join(
                 "%s: %s" % (label, out) for label, _, out in failed))
-        return sum(" updated from " in out for _, _, out in ours)
+        updated = sum(" updated from " in out for _, _, out in ours)
+        if running and reload and updated:  # the reloads came together: settle them at once
+            self.nginx.settle(since)
+        return updated
 
 
 def seed_trust(session, stages, template, presented):
@@ -280,7 +285,7 @@ class Proof:
 
     def sync(self):
         since = self.backends.nginx.log_size()
-        if self._sync():  # files changed, nginx reloaded: wait until its new workers run
+        if self._sync() and self.inprocess:  # Backends.sync settles the reloads it signals
             self.backends.nginx.settle(since)
         for balancer in self.balancers.values():  # the load balancers read their trust store
             balancer.refresh()
