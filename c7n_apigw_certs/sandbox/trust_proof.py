@@ -284,17 +284,18 @@ class Proof:
         self.run.round()
 
     def sync(self):
-        since = self.backends.nginx.log_size()
-        if self._sync() and self.inprocess:  # Backends.sync settles the reloads it signals
-            self.backends.nginx.settle(since)
+        self._sync()
         for balancer in self.balancers.values():  # the load balancers read their trust store
             balancer.refresh()
         self.run.round()
 
     def _sync(self, reload=True):
+        """The backends' trust-sync; returns how many files changed, once nginx runs the
+        workers that read them (``Backends.sync`` settles the reloads it signals)."""
         if not self.inprocess:
             return self.backends.sync(reload)
         from ..trust import trust_sync
+        since = self.backends.nginx.log_size()
         updated = 0
         for stage in self.backends.stages:
             outcome, _ = trust_sync.sync(
@@ -303,6 +304,8 @@ class Proof:
                 self.backends.nginx.reload_command if reload else None, session=self.session,
                 region=stage.region, form=FORMATS[self.mode])
             updated += outcome == "updated"
+        if reload and updated:  # files changed, nginx reloaded: wait until its new workers run
+            self.backends.nginx.settle(since)
         return updated
 
     def __exit__(self, *exc):
