@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from c7n_apigw_certs.sandbox import timeshift
 from c7n_apigw_certs.sandbox.remote import SandboxClient, environment
 from c7n_apigw_certs.sandbox.seed import create_rest_stage
 from warm import freeze_what_lasts, share_botocore_data
@@ -238,10 +239,8 @@ def run_at(seconds, command, args, env, check=True, sandbox_sleep=False, cold=Fa
     """``command`` with its clock moved ``seconds`` on (sandbox/timeshift.py); with
     ``sandbox_sleep``, its waits move its clock and the sandbox's instead of waiting. From the
     warm interpreter unless ``cold`` (or for a command it does not run)."""
-    shift = ["--sandbox-sleep"] if sandbox_sleep else []
-    shift += [str(seconds), command] + list(args)
-    proc = _launch(command, ["timeshift"] + shift,
-                   [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"] + shift, env,
+    cold_argv = timeshift.command(seconds, [command] + list(args), sandbox_sleep)
+    proc = _launch(command, ["timeshift"] + cold_argv[len(timeshift.PREFIX):], cold_argv, env,
                    cold, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError("%s %s (at +%ss) exited %d\n%s" % (
@@ -249,16 +248,13 @@ def run_at(seconds, command, args, env, check=True, sandbox_sleep=False, cold=Fa
     return proc
 
 
-TIMESHIFT = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
-
-
 def launch(cmd, env):
     """A command line another module built to start as a new process (sandbox/trust_proof.py:
     ``timeshift ... custodian ...`` and the installed ``c7n-apigw-certs``), started as
     ``run_at`` and ``run_cli`` start theirs (``_launch``: warm for WARM_COMMANDS)."""
-    if cmd[:len(TIMESHIFT)] == TIMESHIFT:
-        shift = cmd[len(TIMESHIFT):]  # [--sandbox-sleep] SECONDS|@INSTANT command args...
-        command = shift[(shift[0] == "--sandbox-sleep") + 1]
+    if cmd[:len(timeshift.PREFIX)] == timeshift.PREFIX:
+        shift = cmd[len(timeshift.PREFIX):]  # [--sandbox-sleep] SECONDS|@INSTANT command args
+        command = shift[(shift[0] == timeshift.SANDBOX_SLEEP) + 1]
         return _launch(command, ["timeshift"] + shift, cmd, env, False, timeout=600)
     if os.path.dirname(cmd[0]) != BIN:
         raise ValueError("not an installed command line: %s" % cmd)

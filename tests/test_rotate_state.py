@@ -3,7 +3,6 @@ against the sandbox, several certificates at once, the safety invariants checked
 run (``Estate.check``: every stage presents a certificate that exists and that every bundle
 behind it holds)."""
 import subprocess
-import sys
 import threading
 import time
 
@@ -16,6 +15,7 @@ from test_rotate_safety import (
     successors_of)
 
 from c7n_apigw_certs.rotation import plan
+from c7n_apigw_certs.sandbox import timeshift
 
 UNDEPLOYED = "c7n:rotation:undeployed"
 SWITCHED_STAGES = "c7n:rotation:switched"
@@ -274,12 +274,11 @@ def test_two_runs_at_once_leave_every_record_intact(sandbox, tmp_path):
     custodian_run(sandbox, tmp_path, policy)  # successors and trust: no race to generate
     sandbox.advance(days=1)
     path = write_policy(tmp_path, policy)
-    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", "--sandbox-sleep",
-             "86400"]
     procs = [subprocess.Popen(
-        shift + ["custodian", "run", "--cache-period", "0", "-s", str(tmp_path / ("r%d" % n)),
-                 path], env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True) for n in range(2)]
+        timeshift.command(86400, ["custodian", "run", "--cache-period", "0", "-s",
+                                  str(tmp_path / ("r%d" % n)), path], sandbox_sleep=True),
+        env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in range(2)]
     errors = "\n".join(proc.communicate(timeout=300)[1][-3000:] for proc in procs)
     apigw = client("apigateway")
     for old in olds:

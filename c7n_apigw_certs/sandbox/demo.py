@@ -176,9 +176,8 @@ def custodian_command(output_dir, policy, day=0, regions=REGIONS):
     shown = "$ custodian " + " ".join(args)
     if not day:
         return shown, [find_command("custodian")] + args
-    shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift", "--sandbox-sleep",
-             str(day * 86400)]
-    return shown, shift + ["custodian"] + args
+    from . import timeshift
+    return shown, timeshift.command(day * 86400, ["custodian"] + args, sandbox_sleep=True)
 
 
 def audit(env, policy, output_dir):
@@ -410,12 +409,11 @@ def migration(sandbox, env, output_dir):
             day = today
             out = os.path.join(output_dir, "migrate", "day-%d" % today)
             args = ["run", "--cache-period", "0", "-s", out, "--region", MIGRATE_REGION, policy]
-            shift = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift",
-                     str(today * 86400)]
             print("day %-3d $ custodian %s" % (today, " ".join(args)), flush=True)
             proof.phase("migration, day %d" % today)
-            proc = subprocess.run(shift + ["custodian"] + args, env=env, capture_output=True,
-                                  text=True)
+            from . import timeshift
+            proc = subprocess.run(timeshift.command(today * 86400, ["custodian"] + args),
+                                  env=env, capture_output=True, text=True)
             proof.probed()
             records = json.load(open(os.path.join(out, name, "action-migrate")))
             for entry in records:

@@ -32,6 +32,15 @@ import freezegun
 from .remote import SandboxClient
 
 SANDBOX_SLEEP = "--sandbox-sleep"
+# How a new process runs this module (``command``), and how a reader tells such a command line.
+PREFIX = [sys.executable, "-m", "c7n_apigw_certs.sandbox.timeshift"]
+
+
+def command(when, argv, sandbox_sleep=False):
+    """The command line that runs ``argv`` (a console script's name and its arguments) with its
+    clock at ``when``: seconds on from now, or ``"@INSTANT"``; with ``sandbox_sleep``, its
+    waits move both clocks on (``--sandbox-sleep``)."""
+    return PREFIX + ([SANDBOX_SLEEP] if sandbox_sleep else []) + [str(when)] + list(argv)
 
 
 def sandbox_sleep(freezer, sandbox):
